@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * espintcp: ESP-in-TCP (RFC 8229, RFC 9329) as a loadable module, for
+ * kernels built without CONFIG_INET_ESPINTCP.  It provides the same
+ * user-space interface as the in-tree implementation: the "espintcp"
+ * TCP upper layer protocol.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+
+#include "espintcp.h"
+
+static int __init espintcp_module_init(void)
+{
+	int err;
+
+	err = espintcp_ulp_register();
+	if (err == -EEXIST) {
+		pr_err("the \"%s\" TCP ULP is already registered (kernel built with CONFIG_INET_ESPINTCP?): not loading\n",
+		       ESPINTCP_ULP_NAME);
+		return err;
+	}
+	if (err)
+		return err;
+
+	return 0;
+}
+
+static void __exit espintcp_module_exit(void)
+{
+	espintcp_ulp_unregister();
+}
+
+module_init(espintcp_module_init);
+module_exit(espintcp_module_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("ESP-in-TCP encapsulation (RFC 8229/9329) as a TCP ULP");
+MODULE_ALIAS_TCP_ULP(ESPINTCP_ULP_NAME);
