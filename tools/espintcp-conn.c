@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * espintcp-conn: open an RFC 8229 TCP connection the way an IKE daemon
+ * does, attach the espintcp ULP, print the connection's 4-tuple and hold
+ * it open until standard input closes or a signal arrives.
+ *
+ *   espintcp-conn listen ADDR PORT          responder: accept one
+ *                                           connection, read "IKETCP"
+ *   espintcp-conn connect ADDR PORT [SPORT] originator: connect, write
+ *                                           "IKETCP"
+ *
+ * Output, one line once the ULP is attached:
+ *   local ADDR PORT remote ADDR PORT
+ * which is what "ip xfrm state ... encap espintcp SPORT DPORT" needs.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PREFIX		"IKETCP"
+#define PREFIX_LEN	6
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: espintcp-conn listen ADDR PORT\n"
+		"       espintcp-conn connect ADDR PORT [SPORT]\n");
+	exit(2);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "espintcp-conn: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static int resolve(const char *addr, const char *port, struct addrinfo **ai)
+{
+	struct addrinfo hints = {
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+	};
+
+	return getaddrinfo(addr, port, &hints, ai);
+}
+
+static void print_tuple(int fd)
+{
+	struct sockaddr_storage l, r;
+	socklen_t ll = sizeof(l), rl = sizeof(r);
+	char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+	char lp[8], rp[8];
+
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) ||
+	    getpeername(fd, (struct sockaddr *)&r, &rl))
+		die("getsockname");
+	getnameinfo((struct sockaddr *)&l, ll, la, sizeof(la), lp, sizeof(lp),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	getnameinfo((struct sockaddr *)&r, rl, ra, sizeof(ra), rp, sizeof(rp),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	printf("local %s %s remote %s %s\n", la, lp, ra, rp);
+	fflush(stdout);
+}
+
+static int do_listen(struct addrinfo *ai)
+{
+	char pfx[PREFIX_LEN];
+	size_t got = 0;
+	int one = 1;
+	int lfd, fd;
+
+	lfd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (lfd < 0)
+		die("socket");
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1))
+		die("bind/listen");
+	fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		die("accept");
+	close(lfd);
+
+	/* The responder reads exactly the stream prefix, then attaches. */
+	while (got < PREFIX_LEN) {
+		ssize_t n = read(fd, pfx + got, PREFIX_LEN - got);
+
+		if (n <= 0) {
+			fprintf(stderr, "espintcp-conn: connection closed before the stream prefix\n");
+			exit(1);
+		}
+		got += n;
+	}
+	if (memcmp(pfx, PREFIX, PREFIX_LEN)) {
+		fprintf(stderr, "espintcp-conn: bad stream prefix\n");
+		exit(1);
+	}
+	return fd;
+}
+
+static int do_connect(struct addrinfo *ai, const char *sport)
+{
+	int fd, one = 1;
+
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	if (sport) {
+		struct sockaddr_storage ss = { .ss_family = ai->ai_family };
+		in_port_t p = htons(atoi(sport));
+
+		if (ai->ai_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = p;
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = p;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&ss, sizeof(ss)))
+			die("bind");
+	}
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen))
+		die("connect");
+	if (write(fd, PREFIX, PREFIX_LEN) != PREFIX_LEN)
+		die("write stream prefix");
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	struct addrinfo *ai;
+	char b;
+	int fd;
+
+	if (argc < 4)
+		usage();
+	if (resolve(argv[2], argv[3], &ai)) {
+		fprintf(stderr, "espintcp-conn: bad address %s port %s\n",
+			argv[2], argv[3]);
+		return 2;
+	}
+	if (!strcmp(argv[1], "listen") && argc == 4)
+		fd = do_listen(ai);
+	else if (!strcmp(argv[1], "connect") && argc <= 5)
+		fd = do_connect(ai, argc == 5 ? argv[4] : NULL);
+	else
+		usage();
+	freeaddrinfo(ai);
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "espintcp",
+		       sizeof("espintcp")))
+		die("setsockopt(TCP_ULP, \"espintcp\")");
+	print_tuple(fd);
+
+	while (read(0, &b, 1) > 0)
+		;
+	close(fd);
+	return 0;
+}
