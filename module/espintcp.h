@@ -6,12 +6,120 @@
 #ifndef _ESPINTCP_H
 #define _ESPINTCP_H
 
+#include <linux/percpu.h>
+#include <linux/skbuff.h>
+#include <linux/workqueue.h>
+#include <net/strparser.h>
 #include <net/tcp.h>
 
 /* The ULP name is user-space ABI: IKE daemons ask for it by name. */
 #define ESPINTCP_ULP_NAME	"espintcp"
 
+/* RFC 9329 section 3: the 16-bit length counts itself. */
+#define ESPINTCP_HDR_LEN	2
+#define ESPINTCP_MAX_FRAME	0xffff
+#define ESPINTCP_MAX_PAYLOAD	(ESPINTCP_MAX_FRAME - ESPINTCP_HDR_LEN)
+
+/* Non-ESP marker in front of IKE messages; an ESP header is at least an
+ * SPI and a sequence number.
+ */
+#define ESPINTCP_MARKER_LEN	4
+#define ESPINTCP_ESP_HDR_LEN	8
+
+/* Errno a reader sees after a fatal framing error (length 0 or 1). */
+#define ESPINTCP_FATAL_ERRNO	EPROTO
+
+/* Counters, kept per socket and per network namespace (the names in
+ * /proc/net/espintcp_stat are in stats.c, in this order).
+ */
+enum espintcp_mib {
+	ESPINTCP_MIB_ESP_IN,		/* ESP frames handed to XFRM */
+	ESPINTCP_MIB_ESP_IN_BYTES,
+	ESPINTCP_MIB_IKE_IN,		/* IKE messages queued to user space */
+	ESPINTCP_MIB_IKE_IN_BYTES,
+	ESPINTCP_MIB_IKE_OUT,		/* IKE messages framed from user space */
+	ESPINTCP_MIB_IKE_OUT_BYTES,
+	ESPINTCP_MIB_KEEPALIVE_IN,	/* NAT keep-alives, dropped */
+	ESPINTCP_MIB_EMPTY_IN,		/* empty messages, ignored */
+	ESPINTCP_MIB_DROP_SHORT,	/* too short for the marker or ESP */
+	ESPINTCP_MIB_DROP_IKE_QUEUE,	/* IKE queue over the receive buffer */
+	ESPINTCP_MIB_DROP_NO_DEV,	/* ingress device gone */
+	ESPINTCP_MIB_DROP_NOMEM,
+	ESPINTCP_MIB_BAD_LENGTH,	/* length 0 or 1: connection reset */
+	ESPINTCP_MIB_MAX
+};
+
+struct espintcp_mib_counters {
+	u64 mibs[ESPINTCP_MIB_MAX];
+};
+
+/* A frame that TCP has taken only part of.  There is at most one per
+ * socket, and nothing else may enter the stream until it is gone.
+ */
+struct espintcp_pending {
+	u8 *buf;
+	unsigned int off;
+	unsigned int len;
+};
+
+struct espintcp_ctx {
+	struct strparser strp;
+	struct sock *sk;
+
+	/* IKE messages for user space: marker + message, one per skb. */
+	struct sk_buff_head ike_queue;
+
+	struct espintcp_pending pending;
+	struct work_struct tx_work;	/* push @pending on write space */
+	struct work_struct abort_work;	/* reset after a fatal error */
+
+	struct proto *orig_prot;
+	const struct proto_ops *orig_ops;
+	void (*saved_data_ready)(struct sock *sk);
+	void (*saved_write_space)(struct sock *sk);
+
+	/* Written under the socket lock (owner or BH), read locklessly. */
+	u64 stats[ESPINTCP_MIB_MAX];
+
+	struct rcu_head rcu;
+};
+
+/* The context of a socket that has the ULP attached.  Valid until the
+ * socket's close, which is the only place that clears it; callers hold
+ * the socket (a syscall on it, or its lock).
+ */
+static inline struct espintcp_ctx *espintcp_ctx(const struct sock *sk)
+{
+	return (__force struct espintcp_ctx *)inet_csk(sk)->icsk_ulp_data;
+}
+
+/* stats.c */
+int espintcp_stats_init(void);
+void espintcp_stats_exit(void);
+void espintcp_net_add(struct net *net, enum espintcp_mib field, u64 n);
+
+static inline void espintcp_count(struct espintcp_ctx *ctx,
+				  enum espintcp_mib field, u64 n)
+{
+	WRITE_ONCE(ctx->stats[field], ctx->stats[field] + n);
+	espintcp_net_add(sock_net(ctx->sk), field, n);
+}
+
+/* ulp.c */
 int espintcp_ulp_register(void);
 void espintcp_ulp_unregister(void);
+
+/* rx.c */
+int espintcp_rx_init(struct espintcp_ctx *ctx, struct sock *sk);
+void espintcp_data_ready(struct sock *sk);
+int espintcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len,
+		     int flags, int *addr_len);
+void espintcp_abort_work(struct work_struct *work);
+
+/* tx.c */
+int espintcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size);
+void espintcp_write_space(struct sock *sk);
+void espintcp_tx_work(struct work_struct *work);
+void espintcp_tx_free(struct espintcp_ctx *ctx);
 
 #endif /* _ESPINTCP_H */

@@ -16,21 +16,28 @@ static int __init espintcp_module_init(void)
 {
 	int err;
 
-	err = espintcp_ulp_register();
-	if (err == -EEXIST) {
-		pr_err("the \"%s\" TCP ULP is already registered (kernel built with CONFIG_INET_ESPINTCP?): not loading\n",
-		       ESPINTCP_ULP_NAME);
-		return err;
-	}
+	err = espintcp_stats_init();
 	if (err)
 		return err;
 
+	err = espintcp_ulp_register();
+	if (err == -EEXIST)
+		pr_err("the \"%s\" TCP ULP is already registered (kernel built with CONFIG_INET_ESPINTCP?): not loading\n",
+		       ESPINTCP_ULP_NAME);
+	if (err)
+		goto err_stats;
+
 	return 0;
+
+err_stats:
+	espintcp_stats_exit();
+	return err;
 }
 
 static void __exit espintcp_module_exit(void)
 {
 	espintcp_ulp_unregister();
+	espintcp_stats_exit();
 }
 
 module_init(espintcp_module_init);
