@@ -1,0 +1,1079 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The espintcp ULP as user space sees it: stream parsing, IKE messages
+ * to and from user space, ESP into XFRM, keep-alives, malformed frames,
+ * close and reset.  Each test runs in a fresh network namespace over a
+ * loopback TCP pair.
+ *
+ * These tests encode upstream's behaviour (net/xfrm/espintcp.c) so that
+ * they pass against it too ('make parity').  Where this module differs
+ * on purpose, the test says so with DELIBERATE_DIFFERENCE() and is
+ * skipped on the parity run; Documentation/espintcp.rst lists them all.
+ */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "kselftest_harness.h"
+#include "lib/espintcp_test.h"
+
+#define DELIBERATE_DIFFERENCE(why)					\
+	do {								\
+		if (espintcp_parity_run())				\
+			SKIP(return, "deliberate difference: " why);	\
+	} while (0)
+
+#define RECV_BUF	(ESPINTCP_MAX_PAYLOAD + 1024)
+
+static void load_esp(void)
+{
+	/* XFRM hands ESP to the esp4/esp6 protocol handlers.  Built in
+	 * or missing: the ESP tests will tell.
+	 */
+	int ret = system("modprobe -q esp4 2>/dev/null; modprobe -q esp6 2>/dev/null");
+
+	(void)ret;
+}
+
+static void set_timeo(int fd, int opt, int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Make room for bulk tests: upstream charges each queued IKE message
+ * the truesize of the whole TCP segment it came in, so many messages
+ * from one segment overflow the default receive buffer there.
+ */
+static void big_rcvbuf(int fd)
+{
+	int sz = 16 << 20;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
+}
+
+/* Write a run of frames (IKE messages of the given sizes, seq from
+ * @seq0) as one write.
+ */
+static int write_ike_frames(int fd, const size_t *sizes, int n, uint32_t seq0)
+{
+	static uint8_t msg[ESPINTCP_MAX_PAYLOAD];
+	size_t total = 0, off = 0;
+	uint8_t *buf;
+	int i, ret;
+
+	for (i = 0; i < n; i++)
+		total += sizes[i] + ESPINTCP_HDR;
+	buf = malloc(total);
+	if (!buf)
+		return -1;
+	for (i = 0; i < n; i++) {
+		espintcp_ike_fill(msg, sizes[i], seq0 + i);
+		off += espintcp_frame(buf + off, msg, sizes[i]);
+	}
+	ret = espintcp_write_all(fd, buf, total);
+	free(buf);
+	return ret;
+}
+
+static int write_ike(int fd, size_t len, uint32_t seq)
+{
+	return write_ike_frames(fd, &len, 1, seq);
+}
+
+/* Receive one IKE message and check it is message @seq of @len bytes. */
+static bool recv_ike(int fd, size_t len, uint32_t seq)
+{
+	static uint8_t buf[RECV_BUF];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+	return n == (ssize_t)len && espintcp_ike_check(buf, len, seq);
+}
+
+static int write_esp(int fd, size_t len, uint32_t spi, uint32_t seq)
+{
+	uint8_t *buf = malloc(len);
+	int ret;
+
+	if (!buf)
+		return -1;
+	espintcp_esp_fill(buf, len, spi, seq);
+	ret = espintcp_write_frame(fd, buf, len);
+	free(buf);
+	return ret;
+}
+
+static bool nothing_to_recv(int fd)
+{
+	char b[16];
+
+	return recv(fd, b, sizeof(b), MSG_DONTWAIT) == -1 && errno == EAGAIN;
+}
+
+/* u: the end with the ULP; r: a plain TCP peer writing raw bytes, in
+ * another network namespace (ESP must come from a real neighbour).
+ */
+FIXTURE(raw)
+{
+	int u, r;
+	struct espintcp_veth veth;
+};
+
+FIXTURE_VARIANT(raw)
+{
+	int family;
+};
+
+FIXTURE_VARIANT_ADD(raw, ipv4)
+{
+	.family = AF_INET,
+};
+
+FIXTURE_VARIANT_ADD(raw, ipv6)
+{
+	.family = AF_INET6,
+};
+
+FIXTURE_SETUP(raw)
+{
+	int one = 1;
+
+	load_esp();
+	ASSERT_EQ(espintcp_veth_setup(&self->veth), 0);
+	ASSERT_EQ(espintcp_veth_pair(&self->veth, variant->family,
+				     &self->u, &self->r), 0);
+	setsockopt(self->r, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ASSERT_EQ(espintcp_test_attach(self->u), 0);
+	/* A test that goes wrong fails instead of hanging. */
+	set_timeo(self->u, SO_RCVTIMEO, 10000);
+	set_timeo(self->r, SO_RCVTIMEO, 10000);
+}
+
+FIXTURE_TEARDOWN(raw)
+{
+	close(self->u);
+	close(self->r);
+	espintcp_veth_teardown(&self->veth);
+}
+
+/* recv returns the marker and the message, without the length field. */
+TEST_F(raw, ike_recv_one)
+{
+	uint8_t buf[256];
+
+	ASSERT_EQ(write_ike(self->r, 100, 7), 0);
+	ASSERT_EQ(recv(self->u, buf, sizeof(buf), 0), 100);
+	EXPECT_TRUE(espintcp_ike_check(buf, 100, 7));
+	EXPECT_TRUE(nothing_to_recv(self->u));
+}
+
+/* send prepends the length, which counts itself. */
+TEST_F(raw, ike_send_framing)
+{
+	uint8_t msg[100], wire[102];
+
+	espintcp_ike_fill(msg, sizeof(msg), 3);
+	ASSERT_EQ(send(self->u, msg, sizeof(msg), 0), sizeof(msg));
+	ASSERT_EQ(espintcp_read_all(self->r, wire, sizeof(wire)), sizeof(wire));
+	EXPECT_EQ(wire[0], 0);
+	EXPECT_EQ(wire[1], 102);
+	EXPECT_EQ(memcmp(wire + 2, msg, sizeof(msg)), 0);
+}
+
+static const size_t edge_sizes[] = {
+	1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 128, 255,
+	256, 257, 511, 512, 1023, 1024, 1025, 1399, 1400, 1500, 2047, 2048,
+	4095, 4096, 4097, 8191, 8192, 16383, 16384, 32767, 32768, 32769,
+	65000, 65531, 65532, ESPINTCP_MAX_PAYLOAD,
+};
+
+/* Every size a frame can carry, as sent by user space. */
+TEST_F(raw, ike_send_sizes)
+{
+	static uint8_t msg[ESPINTCP_MAX_PAYLOAD], wire[ESPINTCP_MAX_PAYLOAD + 2];
+	size_t i, len;
+
+	for (i = 0; i < sizeof(edge_sizes) / sizeof(edge_sizes[0]); i++) {
+		len = edge_sizes[i];
+		espintcp_ike_fill(msg, len, i);
+		ASSERT_EQ(send(self->u, msg, len, 0), len);
+		ASSERT_EQ(espintcp_read_all(self->r, wire, len + 2), len + 2);
+		ASSERT_EQ((wire[0] << 8 | wire[1]), len + 2);
+		ASSERT_EQ(memcmp(wire + 2, msg, len), 0) TH_LOG("size %zu", len);
+	}
+	/* And every size from 1 to 1500, where IKE messages live. */
+	for (len = 1; len <= 1500; len++) {
+		espintcp_ike_fill(msg, len, len);
+		ASSERT_EQ(send(self->u, msg, len, 0), len);
+		ASSERT_EQ(espintcp_read_all(self->r, wire, len + 2), len + 2);
+		ASSERT_EQ((wire[0] << 8 | wire[1]), len + 2);
+		ASSERT_EQ(memcmp(wire + 2, msg, len), 0) TH_LOG("size %zu", len);
+	}
+}
+
+/* Every size an IKE frame can carry (marker + at least one byte), as
+ * received by user space.
+ */
+TEST_F(raw, ike_recv_sizes)
+{
+	size_t i, len;
+
+	big_rcvbuf(self->u);
+	for (i = 0; i < sizeof(edge_sizes) / sizeof(edge_sizes[0]); i++) {
+		len = edge_sizes[i];
+		if (len <= 4)
+			continue;
+		ASSERT_EQ(write_ike(self->r, len, i), 0);
+		ASSERT_TRUE(recv_ike(self->u, len, i)) TH_LOG("size %zu", len);
+	}
+	for (len = 5; len <= 1500; len++) {
+		ASSERT_EQ(write_ike(self->r, len, len), 0);
+		ASSERT_TRUE(recv_ike(self->u, len, len)) TH_LOG("size %zu", len);
+	}
+}
+
+/* More than a frame can hold: EMSGSIZE, nothing written. */
+TEST_F(raw, ike_send_too_big)
+{
+	static uint8_t msg[ESPINTCP_MAX_PAYLOAD + 1];
+
+	ASSERT_EQ(send(self->u, msg, sizeof(msg), 0), -1);
+	EXPECT_EQ(errno, EMSGSIZE);
+	ASSERT_EQ(send(self->u, msg, sizeof(msg), MSG_DONTWAIT), -1);
+	EXPECT_EQ(errno, EMSGSIZE);
+	EXPECT_TRUE(nothing_to_recv(self->r));
+}
+
+/* Flags other than MSG_DONTWAIT and control messages: EOPNOTSUPP. */
+TEST_F(raw, ike_send_unsupported)
+{
+	static const int flags[] = { MSG_MORE, MSG_OOB, MSG_EOR, MSG_NOSIGNAL };
+	uint8_t msg[32] = { 0 }, cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { msg, sizeof(msg) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	size_t i;
+
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		ASSERT_EQ(send(self->u, msg, sizeof(msg), flags[i]), -1);
+		EXPECT_EQ(errno, EOPNOTSUPP) TH_LOG("flag %#x", flags[i]);
+	}
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SO_MARK;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	ASSERT_EQ(sendmsg(self->u, &mh, 0), -1);
+	EXPECT_EQ(errno, EOPNOTSUPP);
+	EXPECT_TRUE(nothing_to_recv(self->r));
+
+	/* MSG_DONTWAIT is fine. */
+	ASSERT_EQ(send(self->u, msg, sizeof(msg), MSG_DONTWAIT), sizeof(msg));
+}
+
+/* A stream that arrives one byte per segment. */
+TEST_F(raw, byte_at_a_time)
+{
+	static const size_t sizes[] = { 20, 5, 37, 64 };
+	uint8_t buf[512], msg[64];
+	size_t i, n = 0, off;
+
+	for (i = 0; i < 4; i++) {
+		espintcp_ike_fill(msg, sizes[i], i);
+		n += espintcp_frame(buf + n, msg, sizes[i]);
+		if (i == 1) {	/* and a keep-alive */
+			buf[n++] = 0;
+			buf[n++] = 3;
+			buf[n++] = 0xff;
+		}
+	}
+	for (off = 0; off < n; off++) {
+		ASSERT_EQ(write(self->r, buf + off, 1), 1);
+		usleep(500);
+	}
+	for (i = 0; i < 4; i++)
+		ASSERT_TRUE(recv_ike(self->u, sizes[i], i)) TH_LOG("msg %zu", i);
+	EXPECT_TRUE(nothing_to_recv(self->u));
+}
+
+/* Many frames in one write, each delivered on its own. */
+TEST_F(raw, many_frames_one_write)
+{
+	size_t sizes[300];
+	int i;
+
+	big_rcvbuf(self->u);
+	for (i = 0; i < 300; i++)
+		sizes[i] = 5 + (i * 37) % 200;
+	ASSERT_EQ(write_ike_frames(self->r, sizes, 300, 1000), 0);
+	for (i = 0; i < 300; i++)
+		ASSERT_TRUE(recv_ike(self->u, sizes[i], 1000 + i)) TH_LOG("msg %d", i);
+	EXPECT_TRUE(nothing_to_recv(self->u));
+}
+
+/* The same with the default receive buffer: upstream charges every
+ * message the truesize of the whole segment and drops most of them.
+ */
+TEST_F(raw, many_frames_default_rcvbuf)
+{
+	size_t sizes[100];
+	int i;
+
+	DELIBERATE_DIFFERENCE("IKE messages are charged their own size");
+	for (i = 0; i < 100; i++)
+		sizes[i] = 64;
+	ASSERT_EQ(write_ike_frames(self->r, sizes, 100, 0), 0);
+	for (i = 0; i < 100; i++)
+		ASSERT_TRUE(recv_ike(self->u, 64, i)) TH_LOG("msg %d", i);
+}
+
+/* Keep-alives (00 03 FF) among IKE messages are never delivered. */
+TEST_F(raw, keepalives_interleaved)
+{
+	static const uint8_t ka[3] = { 0, 3, 0xff };
+	long long before = espintcp_stat("KeepaliveIn");
+	uint8_t msg[40];
+
+	ASSERT_EQ(espintcp_write_all(self->r, ka, 3), 0);
+	espintcp_ike_fill(msg, sizeof(msg), 1);
+	ASSERT_EQ(espintcp_write_frame(self->r, msg, sizeof(msg)), 0);
+	ASSERT_EQ(espintcp_write_all(self->r, ka, 3), 0);
+	ASSERT_EQ(espintcp_write_all(self->r, ka, 3), 0);
+	espintcp_ike_fill(msg, sizeof(msg), 2);
+	ASSERT_EQ(espintcp_write_frame(self->r, msg, sizeof(msg)), 0);
+	ASSERT_EQ(espintcp_write_all(self->r, ka, 3), 0);
+	ASSERT_EQ(write_ike(self->r, 8, 3), 0);
+
+	EXPECT_TRUE(recv_ike(self->u, 40, 1));
+	EXPECT_TRUE(recv_ike(self->u, 40, 2));
+	EXPECT_TRUE(recv_ike(self->u, 8, 3));
+	EXPECT_TRUE(nothing_to_recv(self->u));
+	if (espintcp_have_stats())
+		EXPECT_EQ(espintcp_stat("KeepaliveIn") - before, 4);
+}
+
+/* Bytes that arrived before the attach are parsed at attach. */
+FIXTURE(pair)
+{
+	int u, r;
+};
+
+FIXTURE_VARIANT(pair)
+{
+	int family;
+};
+
+FIXTURE_VARIANT_ADD(pair, ipv4)
+{
+	.family = AF_INET,
+};
+
+FIXTURE_VARIANT_ADD(pair, ipv6)
+{
+	.family = AF_INET6,
+};
+
+FIXTURE_SETUP(pair)
+{
+	ASSERT_EQ(espintcp_test_netns(), 0);
+	ASSERT_EQ(espintcp_test_pair(variant->family, &self->r, &self->u), 0);
+	set_timeo(self->u, SO_RCVTIMEO, 10000);
+}
+
+FIXTURE_TEARDOWN(pair)
+{
+	close(self->u);
+	close(self->r);
+}
+
+TEST_F(pair, before_attach)
+{
+	char pfx[6];
+	size_t sizes[3] = { 30, 300, 3000 };
+
+	/* The originator's prefix, read by the responder before it
+	 * attaches, then frames that arrive before the attach.
+	 */
+	ASSERT_EQ(espintcp_write_all(self->r, "IKETCP", 6), 0);
+	ASSERT_EQ(write_ike_frames(self->r, sizes, 3, 1), 0);
+	ASSERT_EQ(espintcp_read_all(self->u, pfx, 6), 6);
+	ASSERT_EQ(memcmp(pfx, "IKETCP", 6), 0);
+	usleep(100000);
+	ASSERT_EQ(espintcp_test_attach(self->u), 0);
+	EXPECT_TRUE(recv_ike(self->u, 30, 1));
+	EXPECT_TRUE(recv_ike(self->u, 300, 2));
+	EXPECT_TRUE(recv_ike(self->u, 3000, 3));
+}
+
+/* Half a frame before the attach, the rest after. */
+TEST_F(pair, split_across_attach)
+{
+	uint8_t frame[102], msg[100];
+
+	espintcp_ike_fill(msg, sizeof(msg), 9);
+	espintcp_frame(frame, msg, sizeof(msg));
+	ASSERT_EQ(espintcp_write_all(self->r, frame, 40), 0);
+	usleep(100000);
+	ASSERT_EQ(espintcp_test_attach(self->u), 0);
+	ASSERT_EQ(espintcp_write_all(self->r, frame + 40, 62), 0);
+	EXPECT_TRUE(recv_ike(self->u, 100, 9));
+}
+
+/* MSG_PEEK leaves the message queued. */
+TEST_F(raw, peek)
+{
+	uint8_t buf[256];
+
+	ASSERT_EQ(write_ike(self->r, 50, 1), 0);
+	ASSERT_EQ(write_ike(self->r, 60, 2), 0);
+	ASSERT_EQ(recv(self->u, buf, sizeof(buf), MSG_PEEK), 50);
+	EXPECT_TRUE(espintcp_ike_check(buf, 50, 1));
+	ASSERT_EQ(recv(self->u, buf, sizeof(buf), MSG_PEEK), 50);
+	EXPECT_TRUE(recv_ike(self->u, 50, 1));
+	EXPECT_TRUE(recv_ike(self->u, 60, 2));
+}
+
+/* A short buffer gets the start of the message and MSG_TRUNC; the rest
+ * of that message is gone.
+ */
+TEST_F(raw, short_buffer_truncates)
+{
+	uint8_t buf[16];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	ASSERT_EQ(write_ike(self->r, 100, 1), 0);
+	ASSERT_EQ(write_ike(self->r, 20, 2), 0);
+	ASSERT_EQ(recvmsg(self->u, &mh, 0), sizeof(buf));
+	EXPECT_TRUE(mh.msg_flags & MSG_TRUNC);
+	EXPECT_TRUE(espintcp_ike_check(buf, sizeof(buf), 1));
+	EXPECT_TRUE(recv_ike(self->u, 20, 2));
+}
+
+/* The MSG_TRUNC flag returns the real length. */
+TEST_F(raw, trunc_flag_returns_length)
+{
+	uint8_t buf[16];
+
+	ASSERT_EQ(write_ike(self->r, 100, 1), 0);
+	ASSERT_EQ(recv(self->u, buf, sizeof(buf), MSG_TRUNC), 100);
+	EXPECT_TRUE(espintcp_ike_check(buf, sizeof(buf), 1));
+	EXPECT_TRUE(nothing_to_recv(self->u));
+}
+
+/* Nothing queued: EAGAIN with MSG_DONTWAIT or O_NONBLOCK. */
+TEST_F(raw, dontwait_empty)
+{
+	char b[8];
+
+	ASSERT_EQ(recv(self->u, b, sizeof(b), MSG_DONTWAIT), -1);
+	EXPECT_EQ(errno, EAGAIN);
+	ASSERT_EQ(fcntl(self->u, F_SETFL, O_NONBLOCK), 0);
+	ASSERT_EQ(recv(self->u, b, sizeof(b), 0), -1);
+	EXPECT_EQ(errno, EAGAIN);
+}
+
+/* Half a frame does not make recv return. */
+TEST_F(raw, partial_frame_not_delivered)
+{
+	uint8_t frame[102], msg[100];
+
+	espintcp_ike_fill(msg, sizeof(msg), 4);
+	espintcp_frame(frame, msg, sizeof(msg));
+	ASSERT_EQ(espintcp_write_all(self->r, frame, 50), 0);
+	usleep(100000);
+	EXPECT_TRUE(nothing_to_recv(self->u));
+	ASSERT_EQ(espintcp_write_all(self->r, frame + 50, 52), 0);
+	EXPECT_TRUE(recv_ike(self->u, 100, 4));
+}
+
+/* SO_RCVTIMEO bounds a blocking recv. */
+TEST_F(raw, rcvtimeo)
+{
+	long long t0;
+	char b[8];
+
+	set_timeo(self->u, SO_RCVTIMEO, 200);
+	t0 = now_ms();
+	ASSERT_EQ(recv(self->u, b, sizeof(b), 0), -1);
+	EXPECT_EQ(errno, EAGAIN);
+	EXPECT_GE(now_ms() - t0, 150);
+}
+
+/* A frame that takes longer than SO_RCVTIMEO to arrive is no error:
+ * upstream's parser aborts the stream with ETIMEDOUT.
+ */
+TEST_F(raw, rcvtimeo_slow_frame)
+{
+	uint8_t frame[102], msg[100];
+
+	DELIBERATE_DIFFERENCE("no assembly timeout on frames");
+	set_timeo(self->u, SO_RCVTIMEO, 100);
+	espintcp_ike_fill(msg, sizeof(msg), 5);
+	espintcp_frame(frame, msg, sizeof(msg));
+	ASSERT_EQ(espintcp_write_all(self->r, frame, 30), 0);
+	usleep(400000);
+	ASSERT_EQ(espintcp_write_all(self->r, frame + 30, 72), 0);
+	set_timeo(self->u, SO_RCVTIMEO, 5000);
+	EXPECT_TRUE(recv_ike(self->u, 100, 5));
+}
+
+struct delayed_write {
+	int fd;
+	int delay_ms;
+	int what;	/* 0: IKE message, 1: shutdown(SHUT_WR), 2: RST */
+};
+
+static void *delayed_write_fn(void *arg)
+{
+	struct delayed_write *dw = arg;
+	struct linger lin = { .l_onoff = 1, .l_linger = 0 };
+
+	usleep(dw->delay_ms * 1000);
+	switch (dw->what) {
+	case 0:
+		write_ike(dw->fd, 77, 77);
+		break;
+	case 1:
+		shutdown(dw->fd, SHUT_WR);
+		break;
+	case 2:
+		setsockopt(dw->fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+		close(dw->fd);
+		break;
+	}
+	return NULL;
+}
+
+static pthread_t delayed(struct delayed_write *dw)
+{
+	pthread_t t;
+
+	pthread_create(&t, NULL, delayed_write_fn, dw);
+	return t;
+}
+
+/* A blocking recv waits for the message. */
+TEST_F(raw, blocking_recv_wakes)
+{
+	struct delayed_write dw = { self->r, 200, 0 };
+	pthread_t t = delayed(&dw);
+
+	set_timeo(self->u, SO_RCVTIMEO, 10000);
+	EXPECT_TRUE(recv_ike(self->u, 77, 77));
+	pthread_join(t, NULL);
+}
+
+/* poll: not readable before data, readable with a message queued. */
+TEST_F(raw, poll_readiness)
+{
+	struct pollfd pfd = { .fd = self->u, .events = POLLIN | POLLOUT };
+
+	ASSERT_EQ(poll(&pfd, 1, 0), 1);
+	EXPECT_FALSE(pfd.revents & POLLIN);
+	EXPECT_TRUE(pfd.revents & POLLOUT);
+
+	ASSERT_EQ(write_ike(self->r, 64, 1), 0);
+	pfd.events = POLLIN;
+	ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+	EXPECT_TRUE(pfd.revents & POLLIN);
+
+	EXPECT_TRUE(recv_ike(self->u, 64, 1));
+	ASSERT_EQ(poll(&pfd, 1, 0), 0);
+}
+
+/* Half a frame in TCP's queue does not make the socket readable. */
+TEST_F(raw, poll_partial_frame)
+{
+	struct pollfd pfd = { .fd = self->u, .events = POLLIN };
+	uint8_t frame[102], msg[100];
+
+	espintcp_ike_fill(msg, sizeof(msg), 6);
+	espintcp_frame(frame, msg, sizeof(msg));
+	ASSERT_EQ(espintcp_write_all(self->r, frame, 50), 0);
+	EXPECT_EQ(poll(&pfd, 1, 200), 0);
+	ASSERT_EQ(espintcp_write_all(self->r, frame + 50, 52), 0);
+	EXPECT_EQ(poll(&pfd, 1, 5000), 1);
+	EXPECT_TRUE(recv_ike(self->u, 100, 6));
+}
+
+TEST_F(raw, epoll_readiness)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	int ep = epoll_create1(0);
+
+	ASSERT_GE(ep, 0);
+	ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, self->u, &ev), 0);
+	EXPECT_EQ(epoll_wait(ep, &out, 1, 0), 0);
+	ASSERT_EQ(write_ike(self->r, 64, 1), 0);
+	ASSERT_EQ(epoll_wait(ep, &out, 1, 5000), 1);
+	EXPECT_TRUE(out.events & EPOLLIN);
+	EXPECT_TRUE(recv_ike(self->u, 64, 1));
+	EXPECT_EQ(epoll_wait(ep, &out, 1, 0), 0);
+	close(ep);
+}
+
+/* ESP with an SPI that has no SA reaches XFRM (XfrmInNoStates counts
+ * each one) and is never delivered to user space.
+ */
+TEST_F(raw, esp_reaches_xfrm)
+{
+	long long before = xfrm_stat("XfrmInNoStates");
+	int i;
+
+	ASSERT_GE(before, 0) TH_LOG("no /proc/net/xfrm_stat");
+	for (i = 0; i < 25; i++)
+		ASSERT_EQ(write_esp(self->r, 40 + i * 13, 0x1000 + i, i + 1), 0);
+	/* An IKE message behind them: once it is here, they were parsed. */
+	ASSERT_EQ(write_ike(self->r, 20, 1), 0);
+	EXPECT_TRUE(recv_ike(self->u, 20, 1));
+	EXPECT_EQ(xfrm_stat("XfrmInNoStates") - before, 25);
+	EXPECT_TRUE(nothing_to_recv(self->u));
+	if (espintcp_have_stats())
+		EXPECT_EQ(espintcp_stat("EspInFrames"), 25);
+}
+
+/* ESP and IKE interleaved; the largest ESP frame there is. */
+TEST_F(raw, esp_ike_interleaved)
+{
+	long long before = xfrm_stat("XfrmInNoStates");
+
+	ASSERT_EQ(write_esp(self->r, 100, 0xabcdef01, 1), 0);
+	ASSERT_EQ(write_ike(self->r, 30, 1), 0);
+	ASSERT_EQ(write_esp(self->r, ESPINTCP_MAX_PAYLOAD, 0xabcdef01, 2), 0);
+	ASSERT_EQ(write_ike(self->r, 31, 2), 0);
+	EXPECT_TRUE(recv_ike(self->u, 30, 1));
+	EXPECT_TRUE(recv_ike(self->u, 31, 2));
+	EXPECT_EQ(xfrm_stat("XfrmInNoStates") - before, 2);
+}
+
+/* Frames too short for a marker and a message, or for an ESP header,
+ * are dropped and counted as header errors; the stream stays in sync.
+ */
+TEST_F(raw, short_frames_dropped)
+{
+	static const struct { size_t len; uint8_t b[7]; } f[] = {
+		{ 1, { 0x00 } }, { 1, { 0x01 } }, { 1, { 0xfe } },
+		{ 2, { 0xff, 0xff } }, { 3, { 0, 0, 0 } }, { 4, { 0, 0, 0, 0 } },
+		{ 4, { 1, 2, 3, 4 } }, { 5, { 1, 2, 3, 4, 5 } },
+		{ 6, { 0, 0, 0, 1, 5, 6 } }, { 7, { 9, 9, 9, 9, 9, 9, 9 } },
+	};
+	long long before = xfrm_stat("XfrmInHdrError");
+	long long nostates = xfrm_stat("XfrmInNoStates");
+	size_t i, n = sizeof(f) / sizeof(f[0]);
+
+	ASSERT_GE(before, 0);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(espintcp_write_frame(self->r, f[i].b, f[i].len), 0);
+	ASSERT_EQ(write_ike(self->r, 5, 1), 0);
+	EXPECT_TRUE(recv_ike(self->u, 5, 1));
+	EXPECT_TRUE(nothing_to_recv(self->u));
+	EXPECT_EQ(xfrm_stat("XfrmInHdrError") - before, n);
+	EXPECT_EQ(xfrm_stat("XfrmInNoStates") - nostates, 0);
+	if (espintcp_have_stats())
+		EXPECT_EQ(espintcp_stat("DropShort"), n);
+}
+
+/* An empty message (length 2) is skipped. */
+TEST_F(raw, empty_message_skipped)
+{
+	static const uint8_t empty[2] = { 0, 2 };
+
+	ASSERT_EQ(espintcp_write_all(self->r, empty, 2), 0);
+	ASSERT_EQ(write_ike(self->r, 12, 1), 0);
+	ASSERT_EQ(espintcp_write_all(self->r, empty, 2), 0);
+	ASSERT_EQ(espintcp_write_all(self->r, empty, 2), 0);
+	ASSERT_EQ(write_ike(self->r, 13, 2), 0);
+	EXPECT_TRUE(recv_ike(self->u, 12, 1));
+	EXPECT_TRUE(recv_ike(self->u, 13, 2));
+	EXPECT_TRUE(nothing_to_recv(self->u));
+}
+
+/* RFC 9329 section 3: ignored silently, so no header error either. */
+TEST_F(raw, empty_message_not_an_error)
+{
+	static const uint8_t empty[2] = { 0, 2 };
+	long long before = xfrm_stat("XfrmInHdrError");
+
+	DELIBERATE_DIFFERENCE("RFC 9329: empty messages are no error");
+	ASSERT_EQ(espintcp_write_all(self->r, empty, 2), 0);
+	ASSERT_EQ(write_ike(self->r, 12, 1), 0);
+	EXPECT_TRUE(recv_ike(self->u, 12, 1));
+	EXPECT_EQ(xfrm_stat("XfrmInHdrError") - before, 0);
+	if (espintcp_have_stats())
+		EXPECT_EQ(espintcp_stat("EmptyIn"), 1);
+}
+
+/* RFC 9329 section 3: a length of 0 or 1 is fatal.  The reader learns
+ * EPROTO, the connection is reset, then recv reads end of stream.
+ */
+static void bad_length(struct __test_metadata *_metadata, int u, int r,
+		       uint8_t len)
+{
+	uint8_t bad[2] = { 0, len };
+	struct pollfd pfd = { .fd = u, .events = POLLIN };
+	char b[64];
+
+	ASSERT_EQ(write_ike(r, 10, 1), 0);
+	EXPECT_TRUE(recv_ike(u, 10, 1));
+	ASSERT_EQ(espintcp_write_all(r, bad, 2), 0);
+
+	ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+	EXPECT_TRUE(pfd.revents & POLLERR);
+	EXPECT_TRUE(pfd.revents & POLLHUP);
+	set_timeo(u, SO_RCVTIMEO, 5000);
+	ASSERT_EQ(recv(u, b, sizeof(b), 0), -1);
+	EXPECT_EQ(errno, EPROTO);
+	EXPECT_EQ(recv(u, b, sizeof(b), 0), 0);
+
+	/* The peer got a reset. */
+	set_timeo(r, SO_RCVTIMEO, 5000);
+	EXPECT_EQ(read(r, b, sizeof(b)), -1);
+	EXPECT_EQ(errno, ECONNRESET);
+	if (espintcp_have_stats())
+		EXPECT_EQ(espintcp_stat("BadLengthReset"), 1);
+}
+
+TEST_F(raw, length_0_resets)
+{
+	DELIBERATE_DIFFERENCE("RFC 9329: length 0 resets the connection");
+	bad_length(_metadata, self->u, self->r, 0);
+}
+
+TEST_F(raw, length_1_resets)
+{
+	DELIBERATE_DIFFERENCE("RFC 9329: length 1 resets the connection");
+	bad_length(_metadata, self->u, self->r, 1);
+}
+
+/* Close with IKE messages queued and a frame half received. */
+TEST_F(raw, close_with_queued)
+{
+	uint8_t frame[1002], msg[1000], b[8];
+	int i;
+
+	for (i = 0; i < 20; i++)
+		ASSERT_EQ(write_ike(self->r, 200, i), 0);
+	espintcp_ike_fill(msg, sizeof(msg), 99);
+	espintcp_frame(frame, msg, sizeof(msg));
+	ASSERT_EQ(espintcp_write_all(self->r, frame, 500), 0);
+	EXPECT_TRUE(recv_ike(self->u, 200, 0));
+	usleep(50000);
+	close(self->u);
+	self->u = socket(AF_INET, SOCK_STREAM, 0);
+	/* The peer sees the connection end (FIN, or RST for unread data). */
+	set_timeo(self->r, SO_RCVTIMEO, 5000);
+	EXPECT_LE(read(self->r, b, sizeof(b)), 0);
+}
+
+/* The peer resets: recv reports ECONNRESET once, then end of stream. */
+TEST_F(raw, peer_reset)
+{
+	struct linger lin = { .l_onoff = 1, .l_linger = 0 };
+	char b[64];
+
+	ASSERT_EQ(setsockopt(self->r, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+	close(self->r);
+	self->r = socket(AF_INET, SOCK_STREAM, 0);
+	set_timeo(self->u, SO_RCVTIMEO, 5000);
+	ASSERT_EQ(recv(self->u, b, sizeof(b), 0), -1);
+	EXPECT_EQ(errno, ECONNRESET);
+	EXPECT_EQ(recv(self->u, b, sizeof(b), 0), 0);
+}
+
+/* A reader blocked in recv when the reset comes is woken. */
+TEST_F(raw, peer_reset_wakes_reader)
+{
+	struct delayed_write dw = { self->r, 200, 2 };
+	pthread_t t = delayed(&dw);
+	char b[64];
+
+	set_timeo(self->u, SO_RCVTIMEO, 10000);
+	ASSERT_EQ(recv(self->u, b, sizeof(b), 0), -1);
+	EXPECT_EQ(errno, ECONNRESET);
+	pthread_join(t, NULL);
+	self->r = socket(AF_INET, SOCK_STREAM, 0);
+}
+
+/* After the peer's FIN: queued messages, then 0 (libreswan reads 0 as
+ * end of stream), again and again.
+ */
+TEST_F(raw, eof_after_messages)
+{
+	char b[64];
+
+	ASSERT_EQ(write_ike(self->r, 10, 1), 0);
+	ASSERT_EQ(write_ike(self->r, 11, 2), 0);
+	ASSERT_EQ(shutdown(self->r, SHUT_WR), 0);
+	EXPECT_TRUE(recv_ike(self->u, 10, 1));
+	EXPECT_TRUE(recv_ike(self->u, 11, 2));
+	EXPECT_EQ(recv(self->u, b, sizeof(b), 0), 0);
+	EXPECT_EQ(recv(self->u, b, sizeof(b), MSG_DONTWAIT), 0);
+}
+
+/* A reader blocked in recv when the FIN comes gets 0. */
+TEST_F(raw, eof_wakes_reader)
+{
+	struct delayed_write dw = { self->r, 200, 1 };
+	pthread_t t = delayed(&dw);
+	char b[64];
+
+	set_timeo(self->u, SO_RCVTIMEO, 10000);
+	EXPECT_EQ(recv(self->u, b, sizeof(b), 0), 0);
+	pthread_join(t, NULL);
+}
+
+/* After shutting down our own sending side we still receive; upstream
+ * reads end of stream there as soon as its queue is empty.
+ */
+TEST_F(raw, recv_after_own_shutdown)
+{
+	struct delayed_write dw = { self->r, 200, 0 };
+	pthread_t t;
+
+	DELIBERATE_DIFFERENCE("recv waits in FIN_WAIT states");
+	ASSERT_EQ(shutdown(self->u, SHUT_WR), 0);
+	t = delayed(&dw);
+	set_timeo(self->u, SO_RCVTIMEO, 10000);
+	EXPECT_TRUE(recv_ike(self->u, 77, 77));
+	pthread_join(t, NULL);
+}
+
+/* Check that @r holds exactly @n frames of @len bytes, seq from 0. */
+static void read_frames(struct __test_metadata *_metadata, int r, int n,
+			size_t len)
+{
+	static uint8_t buf[ESPINTCP_MAX_PAYLOAD + 2];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(espintcp_read_all(r, buf, 2), 2);
+		ASSERT_EQ((size_t)(buf[0] << 8 | buf[1]), len + 2) TH_LOG("frame %d", i);
+		ASSERT_EQ(espintcp_read_all(r, buf, len), len);
+		ASSERT_TRUE(espintcp_ike_check(buf, len, i)) TH_LOG("frame %d", i);
+	}
+	EXPECT_TRUE(nothing_to_recv(r));
+}
+
+/* Non-blocking sends into a peer that does not read: EAGAIN once TCP is
+ * full, and every frame that was accepted arrives whole.
+ */
+TEST_F(raw, send_nonblocking_full)
+{
+	static uint8_t msg[16000];
+	int n;
+
+	for (n = 0; n < 10000; n++) {
+		espintcp_ike_fill(msg, sizeof(msg), n);
+		if (send(self->u, msg, sizeof(msg), MSG_DONTWAIT) < 0)
+			break;
+	}
+	ASSERT_LT(n, 10000);
+	ASSERT_EQ(errno, EAGAIN);
+	TH_LOG("%d frames accepted before EAGAIN", n);
+	read_frames(_metadata, self->r, n, sizeof(msg));
+}
+
+/* SO_SNDTIMEO bounds a blocking send into a full stream: EAGAIN, as for
+ * TCP; upstream returns ENOBUFS with part of a frame still pending.
+ */
+TEST_F(raw, send_sndtimeo)
+{
+	static uint8_t msg[16000];
+	int n;
+
+	DELIBERATE_DIFFERENCE("SO_SNDTIMEO expiry is EAGAIN");
+	set_timeo(self->u, SO_SNDTIMEO, 200);
+	for (n = 0; n < 10000; n++) {
+		espintcp_ike_fill(msg, sizeof(msg), n);
+		if (send(self->u, msg, sizeof(msg), 0) < 0)
+			break;
+	}
+	ASSERT_LT(n, 10000);
+	ASSERT_EQ(errno, EAGAIN);
+	read_frames(_metadata, self->r, n, sizeof(msg));
+}
+
+struct drain {
+	int fd, n;
+	size_t len;
+	int ok;
+};
+
+static void *drain_fn(void *arg)
+{
+	static uint8_t buf[ESPINTCP_MAX_PAYLOAD + 2];
+	struct drain *d = arg;
+	int i;
+
+	for (i = 0; i < d->n; i++) {
+		if (espintcp_read_all(d->fd, buf, d->len + 2) != d->len + 2 ||
+		    (size_t)(buf[0] << 8 | buf[1]) != d->len + 2 ||
+		    !espintcp_ike_check(buf + 2, d->len, i))
+			return NULL;
+	}
+	d->ok = 1;
+	return NULL;
+}
+
+/* Blocking sends of large messages go out whole while the peer reads. */
+TEST_F(raw, send_blocking_large)
+{
+	static uint8_t msg[ESPINTCP_MAX_PAYLOAD];
+	struct drain d = { self->r, 100, sizeof(msg), 0 };
+	pthread_t t;
+	int i;
+
+	pthread_create(&t, NULL, drain_fn, &d);
+	for (i = 0; i < 100; i++) {
+		espintcp_ike_fill(msg, sizeof(msg), i);
+		ASSERT_EQ(send(self->u, msg, sizeof(msg), 0), sizeof(msg));
+	}
+	pthread_join(t, NULL);
+	EXPECT_TRUE(d.ok);
+}
+
+/* Sending on a connection the peer reset fails; upstream reports the
+ * message as sent.
+ */
+TEST_F(raw, send_after_reset)
+{
+	struct linger lin = { .l_onoff = 1, .l_linger = 0 };
+	uint8_t msg[32] = { 0 };
+	char b[8];
+
+	DELIBERATE_DIFFERENCE("send on a reset connection fails");
+	ASSERT_EQ(setsockopt(self->r, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+	close(self->r);
+	self->r = socket(AF_INET, SOCK_STREAM, 0);
+	set_timeo(self->u, SO_RCVTIMEO, 5000);
+	recv(self->u, b, sizeof(b), 0);	/* wait for the reset */
+	ASSERT_EQ(send(self->u, msg, sizeof(msg), 0), -1);
+	EXPECT_TRUE(errno == EPIPE || errno == ECONNRESET);
+}
+
+/* Both ends with the ULP. */
+FIXTURE(both)
+{
+	int a, b;
+};
+
+FIXTURE_VARIANT(both)
+{
+	int family;
+};
+
+FIXTURE_VARIANT_ADD(both, ipv4)
+{
+	.family = AF_INET,
+};
+
+FIXTURE_VARIANT_ADD(both, ipv6)
+{
+	.family = AF_INET6,
+};
+
+FIXTURE_SETUP(both)
+{
+	ASSERT_EQ(espintcp_test_netns(), 0);
+	ASSERT_EQ(espintcp_test_pair(variant->family, &self->a, &self->b), 0);
+	ASSERT_EQ(espintcp_test_attach(self->a), 0);
+	ASSERT_EQ(espintcp_test_attach(self->b), 0);
+	set_timeo(self->a, SO_RCVTIMEO, 10000);
+	set_timeo(self->b, SO_RCVTIMEO, 10000);
+}
+
+FIXTURE_TEARDOWN(both)
+{
+	close(self->a);
+	close(self->b);
+}
+
+TEST_F(both, ike_round_trip)
+{
+	uint8_t msg[300];
+
+	espintcp_ike_fill(msg, sizeof(msg), 1);
+	ASSERT_EQ(send(self->a, msg, sizeof(msg), 0), sizeof(msg));
+	EXPECT_TRUE(recv_ike(self->b, sizeof(msg), 1));
+	espintcp_ike_fill(msg, 200, 2);
+	ASSERT_EQ(send(self->b, msg, 200, 0), 200);
+	EXPECT_TRUE(recv_ike(self->a, 200, 2));
+}
+
+struct sender {
+	int fd, n;
+	int ok;
+};
+
+static size_t msg_size(int i)
+{
+	return 8 + (i * 7919) % 600;
+}
+
+static void *sender_fn(void *arg)
+{
+	struct sender *s = arg;
+	uint8_t msg[1024];
+	int i;
+
+	for (i = 0; i < s->n; i++) {
+		espintcp_ike_fill(msg, msg_size(i), i);
+		if (send(s->fd, msg, msg_size(i), 0) != (ssize_t)msg_size(i))
+			return NULL;
+	}
+	s->ok = 1;
+	return NULL;
+}
+
+/* 10,000 messages in a row, in order, none lost or merged. */
+TEST_F_TIMEOUT(both, ten_thousand_messages, 600)
+{
+	struct sender s = { self->a, 10000, 0 };
+	pthread_t t;
+	int i;
+
+	big_rcvbuf(self->b);
+	pthread_create(&t, NULL, sender_fn, &s);
+	for (i = 0; i < 10000; i++)
+		ASSERT_TRUE(recv_ike(self->b, msg_size(i), i)) TH_LOG("msg %d", i);
+	pthread_join(t, NULL);
+	EXPECT_TRUE(s.ok);
+	EXPECT_TRUE(nothing_to_recv(self->b));
+}
+
+/* Attach and close, 1,000 times, with a message each way. */
+TEST_F_TIMEOUT(both, attach_close_cycles, 600)
+{
+	uint8_t msg[64];
+	int i, a, b;
+
+	for (i = 0; i < 1000; i++) {
+		ASSERT_EQ(espintcp_test_pair(variant->family, &a, &b), 0);
+		ASSERT_EQ(espintcp_test_attach(a), 0);
+		ASSERT_EQ(espintcp_test_attach(b), 0);
+		espintcp_ike_fill(msg, sizeof(msg), i);
+		ASSERT_EQ(send(a, msg, sizeof(msg), 0), sizeof(msg));
+		ASSERT_TRUE(recv_ike(b, sizeof(msg), i));
+		if (i % 2)	/* and sometimes with a message left queued */
+			ASSERT_EQ(send(b, msg, sizeof(msg), 0), sizeof(msg));
+		close(a);
+		close(b);
+	}
+}
+
+TEST_HARNESS_MAIN
