@@ -6,6 +6,8 @@
 #   make              build espintcp.ko for the Debian 6.1 kernel
 #   make check        install what is needed, run every test in the VM
 #   make demo         install what is needed, show ESP-in-TCP in the VM
+#   make parity       the ULP tests against upstream espintcp (builds a
+#                     kernel from linux-source-6.1 once, ~12 minutes)
 #   make deps         install Debian packages, unpack the VM kernel
 #   make install      modules_install + depmod for KVER
 #   make sparse       build with sparse (C=2)
@@ -26,7 +28,7 @@ MAKEFLAGS += --no-print-directory
 KMAKE = $(MAKE) -C $(KDIR)
 
 .PHONY: all modules test-modules selftests tools sparse install clean deps \
-	check check-run demo demo-run kdir
+	check check-run demo demo-run parity parity-run kdir
 
 all: modules
 
@@ -68,6 +70,12 @@ check: deps
 
 check-run: modules test-modules selftests
 	KVER=$(KVER) selftests/check
+
+parity: deps
+	$(MAKE) parity-run
+
+parity-run: selftests
+	selftests/check --parity
 
 demo: deps
 	$(MAKE) demo-run

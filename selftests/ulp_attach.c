@@ -126,6 +126,7 @@ TEST_F(sock, listening)
  */
 TEST_F(sock, unconnected)
 {
+	DELIBERATE_DIFFERENCE("attach needs a connection");
 	self->fd = socket(variant->family, SOCK_STREAM, 0);
 	ASSERT_GE(self->fd, 0);
 	ASSERT_EQ(espintcp_test_attach(self->fd), -1);

@@ -342,4 +342,14 @@ static inline bool espintcp_parity_run(void)
 	return getenv("ESPINTCP_PARITY") != NULL;
 }
 
+/* In a kselftest_harness test: behaviour where this module differs from
+ * upstream on purpose (Documentation/espintcp.rst lists each); the test
+ * is skipped on the parity run against upstream's implementation.
+ */
+#define DELIBERATE_DIFFERENCE(why)					\
+	do {								\
+		if (espintcp_parity_run())				\
+			SKIP(return, "deliberate difference: " why);	\
+	} while (0)
+
 #endif /* ESPINTCP_TEST_H */
