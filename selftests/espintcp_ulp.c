@@ -975,6 +975,7 @@ TEST_F(raw, ike_queue_bounded)
 	int i, got = 0, rcvbuf = 4096;
 	uint8_t buf[2048];
 
+	UPSTREAM_BUG("forward_alloc left charged at destroy (WARN)");
 	ASSERT_EQ(setsockopt(self->u, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
 			     sizeof(rcvbuf)), 0);
 	for (i = 0; i < 50; i++)
@@ -1101,7 +1102,7 @@ TEST_F(raw, close_races_tx_work)
 }
 
 struct concurrent {
-	int fd, id, ok;
+	int fd, id, sent, err;
 };
 
 static void *concurrent_fn(void *arg)
@@ -1114,34 +1115,41 @@ static void *concurrent_fn(void *arg)
 		size_t len = 2000 + c->id * 1700 + i % 7;
 
 		espintcp_ike_fill(msgs[c->id], len, c->id);
-		if (send(c->fd, msgs[c->id], len, 0) != (ssize_t)len)
-			return NULL;
+		if (send(c->fd, msgs[c->id], len, 0) != (ssize_t)len) {
+			c->err = errno;
+			break;
+		}
+		c->sent++;
 	}
-	c->ok = 1;
 	return NULL;
 }
 
-/* Four threads send at once: each frame leaves whole, never spliced
- * into another (one pending frame per socket, shared by all writers).
+/* Four threads send at once.  Every frame that send accepted leaves
+ * whole, never spliced into another (one pending frame per socket,
+ * shared by all writers); the count per sender matches.  Returns the
+ * number of sends that failed.
  */
-TEST_F(raw, concurrent_senders)
+static int concurrent_senders(struct __test_metadata *_metadata, int u, int r)
 {
 	static uint8_t buf[ESPINTCP_MAX_PAYLOAD];
 	struct concurrent c[4];
+	int i, failed = 0, seen[4] = { 0 };
 	pthread_t t[4];
-	int i, seen[4] = { 0 };
 
 	for (i = 0; i < 4; i++) {
-		c[i] = (struct concurrent){ self->u, i, 0 };
+		c[i] = (struct concurrent){ u, i, 0, 0 };
 		pthread_create(&t[i], NULL, concurrent_fn, &c[i]);
 	}
-	for (i = 0; i < 800; i++) {
+	/* Read until the senders are done and the stream is drained. */
+	set_timeo(r, SO_RCVTIMEO, 2000);
+	for (i = 0; ; i++) {
 		size_t len;
 		int id;
 
-		ASSERT_EQ(espintcp_read_all(self->r, buf, 2), 2);
+		if (espintcp_read_all(r, buf, 2) != 2)
+			break;
 		len = (buf[0] << 8 | buf[1]) - 2;
-		ASSERT_EQ(espintcp_read_all(self->r, buf, len), len);
+		ASSERT_EQ(espintcp_read_all(r, buf, len), len);
 		id = (len - 2000) / 1700;
 		ASSERT_TRUE(id >= 0 && id < 4) TH_LOG("frame %d: length %zu", i, len);
 		ASSERT_TRUE(espintcp_ike_check(buf, len, id)) TH_LOG("frame %d", i);
@@ -1149,9 +1157,28 @@ TEST_F(raw, concurrent_senders)
 	}
 	for (i = 0; i < 4; i++) {
 		pthread_join(t[i], NULL);
-		EXPECT_TRUE(c[i].ok);
-		EXPECT_EQ(seen[i], 200);
+		EXPECT_EQ(seen[i], c[i].sent) TH_LOG("sender %d", i);
+		if (c[i].sent < 200) {
+			TH_LOG("sender %d: %d sent, then errno %d", i, c[i].sent,
+			       c[i].err);
+			failed++;
+		}
 	}
+	return failed;
+}
+
+TEST_F(raw, concurrent_senders_whole_frames)
+{
+	concurrent_senders(_metadata, self->u, self->r);
+}
+
+/* ...and none of them fails: a blocking send waits for another writer's
+ * pending frame, where upstream returns ENOBUFS.
+ */
+TEST_F(raw, concurrent_senders_all_sent)
+{
+	DELIBERATE_DIFFERENCE("blocking send waits for a pending frame");
+	EXPECT_EQ(concurrent_senders(_metadata, self->u, self->r), 0);
 }
 
 /* ESP that waited in TCP's queue while its ingress device went away is
@@ -1298,6 +1325,7 @@ TEST_F_TIMEOUT(both, ten_thousand_messages, 600)
 	pthread_t t;
 	int i;
 
+	UPSTREAM_BUG("forward_alloc left charged at destroy (WARN)");
 	big_rcvbuf(self->b);
 	pthread_create(&t, NULL, sender_fn, &s);
 	for (i = 0; i < 10000; i++)

@@ -6,9 +6,10 @@
 # between them on port 4500 with the espintcp ULP attached on both ends,
 # as an IKE daemon would open it.
 #
-# What the module does today: the ULP attaches, user-space ABI included
-# (the stream prefix, then TCP_ULP "espintcp").  ESP transmit for
-# 'encap espintcp' SAs is not there yet; the demo says so.
+# What the module does today: the ULP attaches with upstream's user-space
+# interface (the stream prefix, then TCP_ULP "espintcp"), and IKE
+# messages travel framed as RFC 9329 says, counted per namespace.  ESP
+# transmit for 'encap espintcp' SAs is not there yet; the demo says so.
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -52,8 +53,8 @@ for _ in $(seq 50); do
 	[ -s /tmp/left.out ] && [ -s /tmp/right.out ] && break
 	sleep 0.1
 done
-echo "left:  $(cat /tmp/left.out)"
-echo "right: $(cat /tmp/right.out)"
+echo "left:  $(head -n 1 /tmp/left.out)"
+echo "right: $(head -n 1 /tmp/right.out)"
 [ -s /tmp/left.out ] && [ -s /tmp/right.out ] || { echo "FAILED: no connection"; exit 1; }
 
 step "ss shows the ULP on both sockets"
@@ -61,11 +62,27 @@ show ip netns exec left ss -tni state established
 show ip netns exec right ss -tni state established
 ip netns exec left ss -tni | grep -q tcp-ulp-espintcp || { echo "FAILED: no ULP on left"; exit 1; }
 
+step "IKE messages both ways: each send() becomes one length-prefixed frame"
+echo "IKE_SA_INIT request from left" >&8
+echo "IKE_SA_INIT response from right" >&7
+for _ in $(seq 50); do
+	grep -q '^ike:' /tmp/left.out && grep -q '^ike:' /tmp/right.out && break
+	sleep 0.1
+done
+echo "right received: $(grep '^ike:' /tmp/right.out)"
+echo "left received:  $(grep '^ike:' /tmp/left.out)"
+grep -q '^ike: IKE_SA_INIT request' /tmp/right.out &&
+	grep -q '^ike: IKE_SA_INIT response' /tmp/left.out ||
+	{ echo "FAILED: IKE messages did not arrive"; exit 1; }
+
+step "Counters (per namespace)"
+show ip netns exec left grep -E 'Ike|Esp' /proc/net/espintcp_stat
+
 step "The module is pinned while the sockets use it"
 show grep -H . /sys/module/espintcp/refcnt
 
 step "Not there yet: ESP for 'encap espintcp' SAs (issue 4)"
-read -r _ _ lport _ _ rport < /tmp/left.out
+read -r _ _ lport _ _ rport < <(head -n 1 /tmp/left.out)
 show ip -n left xfrm state add src $L dst $R proto esp spi 0x100 \
 	reqid 1 mode tunnel aead 'rfc4106(gcm(aes))' 0x0102030405060708091011121314151617181920 128 \
 	encap espintcp "$lport" "$rport" 0.0.0.0 ||

@@ -12,6 +12,10 @@
  * Output, one line once the ULP is attached:
  *   local ADDR PORT remote ADDR PORT
  * which is what "ip xfrm state ... encap espintcp SPORT DPORT" needs.
+ *
+ * Then each line read from standard input is sent as an IKE message
+ * (the non-ESP marker, then the line), and each IKE message received is
+ * printed as "ike: TEXT".  End of input closes the connection.
  */
 
 #include <arpa/inet.h>
@@ -19,6 +23,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,10 +136,64 @@ static int do_connect(struct addrinfo *ai, const char *sport)
 	return fd;
 }
 
+/* Marker + message; the module adds the length. */
+static void send_line(int fd, const char *line, size_t len)
+{
+	char msg[4 + 4096] = { 0 };
+
+	if (len > sizeof(msg) - 4)
+		len = sizeof(msg) - 4;
+	memcpy(msg + 4, line, len);
+	if (send(fd, msg, 4 + len, 0) < 0)
+		die("send");
+}
+
+static void relay(int fd)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = 0, .events = POLLIN },
+		{ .fd = fd, .events = POLLIN },
+	};
+	char line[4096], msg[65536];
+	size_t have = 0;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0)
+			die("poll");
+		if (pfd[1].revents) {
+			ssize_t n = recv(fd, msg, sizeof(msg), 0);
+
+			if (n <= 0) {
+				if (n < 0)
+					perror("espintcp-conn: recv");
+				return;
+			}
+			printf("ike: %.*s\n", n > 4 ? (int)n - 4 : 0, msg + 4);
+			fflush(stdout);
+		}
+		if (pfd[0].revents) {
+			ssize_t n = read(0, line + have, sizeof(line) - have);
+			char *nl;
+
+			if (n <= 0)
+				return;
+			have += n;
+			while ((nl = memchr(line, '\n', have))) {
+				send_line(fd, line, nl - line);
+				have -= nl + 1 - line;
+				memmove(line, nl + 1, have);
+			}
+			if (have == sizeof(line)) {
+				send_line(fd, line, have);
+				have = 0;
+			}
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct addrinfo *ai;
-	char b;
 	int fd;
 
 	if (argc < 4)
@@ -156,9 +215,7 @@ int main(int argc, char **argv)
 		       sizeof("espintcp")))
 		die("setsockopt(TCP_ULP, \"espintcp\")");
 	print_tuple(fd);
-
-	while (read(0, &b, 1) > 0)
-		;
+	relay(fd);
 	close(fd);
 	return 0;
 }
