@@ -46,6 +46,13 @@ enum espintcp_mib {
 	ESPINTCP_MIB_DROP_NO_DEV,	/* ingress device gone */
 	ESPINTCP_MIB_DROP_NOMEM,
 	ESPINTCP_MIB_BAD_LENGTH,	/* length 0 or 1: connection reset */
+	ESPINTCP_MIB_ESP_OUT,		/* ESP frames written to the stream */
+	ESPINTCP_MIB_ESP_OUT_BYTES,
+	ESPINTCP_MIB_OUT_NO_SOCKET,	/* no ULP socket for the SA */
+	ESPINTCP_MIB_OUT_NOT_CONNECTED,	/* socket no longer established */
+	ESPINTCP_MIB_OUT_BUSY,		/* a frame still pending, TCP full */
+	ESPINTCP_MIB_OUT_QUEUE_FULL,	/* socket owned, backlog full */
+	ESPINTCP_MIB_OUT_ERROR,		/* crypto, memory or size error */
 	ESPINTCP_MIB_MAX
 };
 
@@ -54,10 +61,13 @@ struct espintcp_mib_counters {
 };
 
 /* A frame that TCP has taken only part of.  There is at most one per
- * socket, and nothing else may enter the stream until it is gone.
+ * socket, and nothing else may enter the stream until it is gone.  An
+ * IKE message lives in @buf, an ESP packet in @skb (the frame starts
+ * @off bytes into it).
  */
 struct espintcp_pending {
 	u8 *buf;
+	struct sk_buff *skb;
 	unsigned int off;
 	unsigned int len;
 };
@@ -70,6 +80,7 @@ struct espintcp_ctx {
 	struct sk_buff_head ike_queue;
 
 	struct espintcp_pending pending;
+	struct sk_buff_head out_queue;	/* ESP while the socket is owned */
 	struct work_struct tx_work;	/* push @pending on write space */
 	struct work_struct abort_work;	/* reset after a fatal error */
 
@@ -108,6 +119,7 @@ static inline void espintcp_count(struct espintcp_ctx *ctx,
 /* ulp.c */
 int espintcp_ulp_register(void);
 void espintcp_ulp_unregister(void);
+bool espintcp_is_ulp_sock(const struct sock *sk);
 
 /* rx.c */
 int espintcp_rx_init(struct espintcp_ctx *ctx, struct sock *sk);
@@ -121,5 +133,11 @@ int espintcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size);
 void espintcp_write_space(struct sock *sk);
 void espintcp_tx_work(struct work_struct *work);
 void espintcp_tx_free(struct espintcp_ctx *ctx);
+void espintcp_release_cb(struct sock *sk);
+void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb);
+
+/* esp.c */
+int espintcp_esp_init(void);
+void espintcp_esp_exit(void);
 
 #endif /* _ESPINTCP_H */

@@ -27,8 +27,14 @@ static int __init espintcp_module_init(void)
 	if (err)
 		goto err_stats;
 
+	err = espintcp_esp_init();
+	if (err)
+		goto err_ulp;
+
 	return 0;
 
+err_ulp:
+	espintcp_ulp_unregister();
 err_stats:
 	espintcp_stats_exit();
 	return err;
@@ -36,6 +42,7 @@ err_stats:
 
 static void __exit espintcp_module_exit(void)
 {
+	espintcp_esp_exit();
 	espintcp_ulp_unregister();
 	espintcp_stats_exit();
 }

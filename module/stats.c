@@ -29,6 +29,13 @@ static const char * const espintcp_mib_names[ESPINTCP_MIB_MAX] = {
 	[ESPINTCP_MIB_DROP_NO_DEV]	= "DropNoDevice",
 	[ESPINTCP_MIB_DROP_NOMEM]	= "DropNoMemory",
 	[ESPINTCP_MIB_BAD_LENGTH]	= "BadLengthReset",
+	[ESPINTCP_MIB_ESP_OUT]		= "EspOutFrames",
+	[ESPINTCP_MIB_ESP_OUT_BYTES]	= "EspOutBytes",
+	[ESPINTCP_MIB_OUT_NO_SOCKET]	= "EspOutNoSocket",
+	[ESPINTCP_MIB_OUT_NOT_CONNECTED] = "EspOutNotConnected",
+	[ESPINTCP_MIB_OUT_BUSY]		= "EspOutBusy",
+	[ESPINTCP_MIB_OUT_QUEUE_FULL]	= "EspOutQueueFull",
+	[ESPINTCP_MIB_OUT_ERROR]	= "EspOutError",
 };
 
 struct espintcp_net {

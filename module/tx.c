@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * espintcp transmit: frame the IKE messages user space sends.
+ * espintcp transmit: frame the IKE messages user space sends, and write
+ * the ESP frames XFRM hands us into the stream.
  *
  * Frames enter the TCP stream whole or not at all, as far as any other
  * writer can tell: when TCP takes only part of a frame, the rest waits in
  * ctx->pending, and every writer pushes it out before starting a frame
- * of its own.  All of this runs under the socket lock, as owner.
+ * of its own.  All of this runs under the socket lock: as owner (IKE,
+ * the write-space work) or from BH (ESP).  Since ESP is written from
+ * softirq and from the release callback, the socket allocates atomically
+ * (set at attach).
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -15,13 +19,35 @@
 #include <linux/uio.h>
 #include <net/sock.h>
 #include <net/tcp.h>
+#include <net/xfrm.h>
 
 #include "espintcp.h"
 
 void espintcp_tx_free(struct espintcp_ctx *ctx)
 {
 	kvfree(ctx->pending.buf);
+	kfree_skb(ctx->pending.skb);
 	memset(&ctx->pending, 0, sizeof(ctx->pending));
+}
+
+static bool espintcp_pending(const struct espintcp_ctx *ctx)
+{
+	return ctx->pending.buf || ctx->pending.skb;
+}
+
+/* Hand TCP what it takes of the pending frame, without waiting. */
+static int espintcp_push_some(struct sock *sk, struct espintcp_pending *p)
+{
+	struct kvec iov;
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+
+	if (p->skb)
+		return skb_send_sock_locked(sk, p->skb, p->off, p->len);
+
+	iov.iov_base = p->buf + p->off;
+	iov.iov_len = p->len;
+	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, iov.iov_len);
+	return tcp_sendmsg_locked(sk, &msg, iov.iov_len);
 }
 
 /* Push what TCP will take of the pending frame without waiting.
@@ -32,23 +58,17 @@ static int espintcp_push_pending(struct sock *sk, struct espintcp_ctx *ctx)
 {
 	struct espintcp_pending *p = &ctx->pending;
 
-	while (p->off < p->len) {
-		struct kvec iov = {
-			.iov_base = p->buf + p->off,
-			.iov_len = p->len - p->off,
-		};
-		struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
-		int ret;
+	while (p->len) {
+		int ret = espintcp_push_some(sk, p);
 
-		iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, iov.iov_len);
-		ret = tcp_sendmsg_locked(sk, &msg, iov.iov_len);
-		if (ret == -EAGAIN)
+		if (ret == -EAGAIN || ret == 0)
 			return -EAGAIN;
 		if (ret < 0) {
 			espintcp_tx_free(ctx);
 			return ret;
 		}
 		p->off += ret;
+		p->len -= ret;
 	}
 	espintcp_tx_free(ctx);
 	return 0;
@@ -69,7 +89,7 @@ static int espintcp_wait_writable(struct sock *sk, struct espintcp_ctx *ctx,
 		if (sk->sk_shutdown & SEND_SHUTDOWN)
 			return -EPIPE;
 
-		err = ctx->pending.buf ? espintcp_push_pending(sk, ctx) : 0;
+		err = espintcp_pending(ctx) ? espintcp_push_pending(sk, ctx) : 0;
 		if (err && err != -EAGAIN)
 			return err;
 		if (!err && sk_stream_memory_free(sk))
@@ -143,7 +163,7 @@ void espintcp_tx_work(struct work_struct *work)
 	struct sock *sk = ctx->sk;
 
 	lock_sock(sk);
-	if (ctx->pending.buf)
+	if (espintcp_pending(ctx))
 		espintcp_push_pending(sk, ctx);
 	release_sock(sk);
 }
@@ -152,7 +172,84 @@ void espintcp_write_space(struct sock *sk)
 {
 	struct espintcp_ctx *ctx = espintcp_ctx(sk);
 
-	if (READ_ONCE(ctx->pending.buf))
+	if (READ_ONCE(ctx->pending.buf) || READ_ONCE(ctx->pending.skb))
 		schedule_work(&ctx->tx_work);
 	ctx->saved_write_space(sk);
+}
+
+/* Write one ESP frame: the frame is [length][ESP packet], starting at the
+ * skb's transport header.  Called with the socket locked, not owned by
+ * user space (or from the release callback).  Never waits: with a frame
+ * still pending and TCP full, the packet is dropped (IPsec is datagrams;
+ * the inner protocols retransmit).
+ */
+static void espintcp_push_esp(struct sock *sk, struct espintcp_ctx *ctx,
+			      struct sk_buff *skb)
+{
+	struct espintcp_pending *p = &ctx->pending;
+	unsigned int len = skb->len - skb_transport_offset(skb);
+
+	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT))) {
+		espintcp_count(ctx, ESPINTCP_MIB_OUT_NOT_CONNECTED, 1);
+		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMOUTERROR);
+		kfree_skb(skb);
+		return;
+	}
+	if (espintcp_pending(ctx) && espintcp_push_pending(sk, ctx)) {
+		espintcp_count(ctx, ESPINTCP_MIB_OUT_BUSY, 1);
+		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMOUTERROR);
+		kfree_skb(skb);
+		return;
+	}
+
+	espintcp_count(ctx, ESPINTCP_MIB_ESP_OUT, 1);
+	espintcp_count(ctx, ESPINTCP_MIB_ESP_OUT_BYTES, len - ESPINTCP_HDR_LEN);
+	p->skb = skb;
+	p->off = skb_transport_offset(skb);
+	p->len = len;
+	espintcp_push_pending(sk, ctx);
+}
+
+/* An ESP frame from XFRM for @sk, a socket found by its 4-tuple and
+ * checked to carry the ULP.  Called from BH with a reference on @sk.
+ */
+void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb)
+{
+	struct espintcp_ctx *ctx;
+
+	bh_lock_sock(sk);
+	/* Recheck under the lock: close puts the proto back first. */
+	ctx = espintcp_ctx(sk);
+	if (!espintcp_is_ulp_sock(sk) || !ctx) {
+		bh_unlock_sock(sk);
+		espintcp_net_add(sock_net(sk), ESPINTCP_MIB_OUT_NO_SOCKET, 1);
+		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMOUTERROR);
+		kfree_skb(skb);
+		return;
+	}
+	if (!sock_owned_by_user(sk)) {
+		espintcp_push_esp(sk, ctx, skb);
+	} else if (skb_queue_len(&ctx->out_queue) <
+		   READ_ONCE(netdev_max_backlog)) {
+		/* Written from the release callback, in order. */
+		__skb_queue_tail(&ctx->out_queue, skb);
+	} else {
+		espintcp_count(ctx, ESPINTCP_MIB_OUT_QUEUE_FULL, 1);
+		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMOUTERROR);
+		kfree_skb(skb);
+	}
+	bh_unlock_sock(sk);
+}
+
+/* release_sock(): ESP that arrived while user space owned the socket.
+ * Runs under the socket spinlock with BH off.
+ */
+void espintcp_release_cb(struct sock *sk)
+{
+	struct espintcp_ctx *ctx = espintcp_ctx(sk);
+	struct sk_buff *skb;
+
+	while ((skb = __skb_dequeue(&ctx->out_queue)))
+		espintcp_push_esp(sk, ctx, skb);
+	ctx->orig_prot->release_cb(sk);
 }

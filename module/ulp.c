@@ -72,6 +72,7 @@ static void espintcp_build_protos(struct espintcp_protos *p,
 	p->prot.recvmsg = espintcp_recvmsg;
 	p->prot.sendmsg = espintcp_sendmsg;
 	p->prot.close = espintcp_close;
+	p->prot.release_cb = espintcp_release_cb;
 	/* Raw bytes written or read around the framing would corrupt the
 	 * stream for both ends.
 	 */
@@ -84,6 +85,14 @@ static void espintcp_build_protos(struct espintcp_protos *p,
 
 	p->base_prot = prot;
 	p->base_ops = ops;
+}
+
+/* The socket has the ULP attached (its proto is one of our copies). */
+bool espintcp_is_ulp_sock(const struct sock *sk)
+{
+	const struct proto *prot = READ_ONCE(sk->sk_prot);
+
+	return prot == &espintcp_v4.prot || prot == &espintcp_v6.prot;
 }
 
 static struct espintcp_protos *espintcp_protos_for(struct sock *sk)
@@ -136,6 +145,7 @@ static int espintcp_ulp_init(struct sock *sk)
 	ctx->sk = sk;
 	ctx->orig_prot = sk->sk_prot;
 	ctx->orig_ops = sk->sk_socket->ops;
+	skb_queue_head_init(&ctx->out_queue);
 	INIT_WORK(&ctx->tx_work, espintcp_tx_work);
 
 	err = espintcp_rx_init(ctx, sk);
@@ -155,6 +165,11 @@ static int espintcp_ulp_init(struct sock *sk)
 	sk->sk_data_ready = espintcp_data_ready;
 	sk->sk_write_space = espintcp_write_space;
 	write_unlock_bh(&sk->sk_callback_lock);
+	/* ESP is written from softirq and from the release callback:
+	 * TCP must neither sleep nor use the current task's page frag.
+	 */
+	sk->sk_allocation = GFP_ATOMIC;
+	sk->sk_use_task_frag = false;
 	WRITE_ONCE(sk->sk_prot, &p->prot);
 	WRITE_ONCE(sk->sk_socket->ops, &p->ops);
 
@@ -188,6 +203,7 @@ static void espintcp_close(struct sock *sk, long timeout)
 
 	lock_sock(sk);
 	skb_queue_purge(&ctx->ike_queue);
+	__skb_queue_purge(&ctx->out_queue);
 	espintcp_tx_free(ctx);
 	rcu_assign_pointer(inet_csk(sk)->icsk_ulp_data, NULL);
 	release_sock(sk);

@@ -23,6 +23,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/ipsec.h>
+#include <linux/netlink.h>
+#include <linux/xfrm.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +78,40 @@ static void print_tuple(int fd)
 	fflush(stdout);
 }
 
+/* As IKE daemons do: this socket's own packets bypass IPsec policy, or
+ * a policy covering the peers would try to encrypt the ESP stream itself.
+ */
+static void bypass_policy(int fd, int family)
+{
+	struct xfrm_userpolicy_info pol = {
+		.action = XFRM_POLICY_ALLOW,
+		.sel.family = family,
+		.lft = {
+			.soft_byte_limit = XFRM_INF,
+			.hard_byte_limit = XFRM_INF,
+			.soft_packet_limit = XFRM_INF,
+			.hard_packet_limit = XFRM_INF,
+		},
+	};
+	int level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+	int opt = family == AF_INET6 ? IPV6_XFRM_POLICY : IP_XFRM_POLICY;
+	int nl;
+
+	/* The kernel compiles socket policies through a key manager:
+	 * opening an XFRM netlink socket loads xfrm_user if need be.
+	 */
+	nl = socket(AF_NETLINK, SOCK_RAW, NETLINK_XFRM);
+	if (nl >= 0)
+		close(nl);
+
+	pol.dir = XFRM_POLICY_IN;
+	if (setsockopt(fd, level, opt, &pol, sizeof(pol)))
+		die("bypass policy (in)");
+	pol.dir = XFRM_POLICY_OUT;
+	if (setsockopt(fd, level, opt, &pol, sizeof(pol)))
+		die("bypass policy (out)");
+}
+
 static int do_listen(struct addrinfo *ai)
 {
 	char pfx[PREFIX_LEN];
@@ -85,6 +122,7 @@ static int do_listen(struct addrinfo *ai)
 	lfd = socket(ai->ai_family, SOCK_STREAM, 0);
 	if (lfd < 0)
 		die("socket");
+	bypass_policy(lfd, ai->ai_family);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1))
 		die("bind/listen");
@@ -117,6 +155,7 @@ static int do_connect(struct addrinfo *ai, const char *sport)
 	fd = socket(ai->ai_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		die("socket");
+	bypass_policy(fd, ai->ai_family);
 	if (sport) {
 		struct sockaddr_storage ss = { .ss_family = ai->ai_family };
 		in_port_t p = htons(atoi(sport));

@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ESP for SAs encapsulated in TCP ("encap espintcp").
+ *
+ * Without CONFIG_INET_ESPINTCP, esp4 and esp6 refuse such SAs and cannot
+ * send them.  We take the place of the ESP xfrm type of each family and
+ * forward every callback to the kernel's own ESP type, except:
+ *
+ * - init_state of a TCP SA: the kernel's, with the encapsulation hidden
+ *   from it (the SA is not visible to anyone else yet), plus the two
+ *   bytes of the length field in the header;
+ * - output of a TCP SA: ours, on the AEAD transform the kernel's ESP set
+ *   up for the SA, then the frame goes to the SA's TCP socket.
+ *
+ * Input stays the kernel's: esp4/esp6 handle a TCP-encapsulated packet
+ * (its source port, km_new_mapping) whatever the configuration.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/kmod.h>
+#include <linux/scatterlist.h>
+#include <crypto/aead.h>
+#include <net/esp.h>
+#include <net/inet_hashtables.h>
+#include <net/inet6_hashtables.h>
+#include <net/ip.h>
+#include <net/tcp.h>
+#include <net/xfrm.h>
+
+#include "compat.h"
+#include "espintcp.h"
+
+struct espintcp_esp {
+	unsigned short family;
+	const char *module;
+	const struct xfrm_type *orig;	/* the kernel's ESP, referenced */
+	struct xfrm_type type;		/* ours, registered in its place */
+};
+
+static struct espintcp_esp espintcp_esp4 = {
+	.family = AF_INET,
+	.module = "esp4",
+};
+
+static struct espintcp_esp espintcp_esp6 = {
+	.family = AF_INET6,
+	.module = "esp6",
+};
+
+/* Output keeps its crypto scratch next to XFRM's own control block. */
+struct espintcp_esp_cb {
+	struct xfrm_skb_cb xfrm;
+	void *tmp;
+};
+
+#define ESPINTCP_ESP_CB(skb)	((struct espintcp_esp_cb *)&((skb)->cb[0]))
+
+static const struct xfrm_type *espintcp_orig(const struct xfrm_state *x)
+{
+	return x->props.family == AF_INET6 ? espintcp_esp6.orig :
+					     espintcp_esp4.orig;
+}
+
+static bool espintcp_is_tcp_sa(const struct xfrm_state *x)
+{
+	return x->encap && x->encap->encap_type == TCP_ENCAP_ESPINTCP;
+}
+
+static int espintcp_esp_init_state(struct xfrm_state *x,
+				   struct netlink_ext_ack *extack)
+{
+	const struct xfrm_type *orig = espintcp_orig(x);
+	struct xfrm_encap_tmpl *encap = x->encap;
+	int err;
+
+	if (!espintcp_is_tcp_sa(x))
+		return orig->init_state(x, extack);
+
+	/* The state is being built and not yet in any table: nobody else
+	 * looks at x->encap while the kernel's ESP sets up the transform
+	 * as for a plain SA.
+	 */
+	x->encap = NULL;
+	err = orig->init_state(x, extack);
+	x->encap = encap;
+	if (err)
+		return err;
+
+	x->props.header_len += ESPINTCP_HDR_LEN;
+	return 0;
+}
+
+/* The established socket that carries the ULP for this SA: local
+ * address and encap sport to remote address and encap dport.  Returns
+ * it with a reference, or NULL.
+ */
+static struct sock *espintcp_esp_find_sk(struct xfrm_state *x)
+{
+	struct net *net = xs_net(x);
+	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
+	__be16 sport, dport;
+	struct sock *sk;
+
+	/* xfrm_state_update() rewrites the ports under x->lock. */
+	spin_lock_bh(&x->lock);
+	sport = x->encap->encap_sport;
+	dport = x->encap->encap_dport;
+	spin_unlock_bh(&x->lock);
+
+	if (x->props.family == AF_INET6)
+		sk = __inet6_lookup_established(net, hinfo, &x->id.daddr.in6,
+						dport, &x->props.saddr.in6,
+						ntohs(sport), 0, 0);
+	else
+		sk = __inet_lookup_established(net, hinfo, x->id.daddr.a4,
+					       dport, x->props.saddr.a4,
+					       ntohs(sport), 0, 0);
+	if (!sk)
+		return NULL;
+	if (!sk_fullsock(sk) || !espintcp_is_ulp_sock(sk)) {
+		sock_gen_put(sk);
+		return NULL;
+	}
+	return sk;
+}
+
+/* From the xfrm_trans tasklet: out of the XFRM output path and any socket
+ * lock it may run under, write the frame into the SA's stream.
+ */
+static int espintcp_esp_xmit(struct net *net, struct sock *unused,
+			     struct sk_buff *skb)
+{
+	struct xfrm_state *x = skb_dst(skb)->xfrm;
+	struct sock *sk;
+
+	rcu_read_lock();
+	sk = espintcp_esp_find_sk(x);
+	if (sk) {
+		espintcp_xmit_esp(sk, skb);
+		sock_put(sk);
+	} else {
+		espintcp_net_add(net, ESPINTCP_MIB_OUT_NO_SOCKET, 1);
+		XFRM_INC_STATS(net, LINUX_MIB_XFRMOUTNOSTATES);
+		kfree_skb(skb);
+	}
+	rcu_read_unlock();
+	return 0;
+}
+
+/* Encrypted: fill in the length and queue the frame for the socket. */
+static void espintcp_esp_output_finish(struct xfrm_state *x,
+				       struct sk_buff *skb)
+{
+	struct net *net = xs_net(x);
+	int err;
+
+	*(__be16 *)skb_transport_header(skb) =
+		htons(skb->len - skb_transport_offset(skb));
+
+	local_bh_disable();
+	err = xfrm_trans_queue_net(net, skb, espintcp_esp_xmit);
+	local_bh_enable();
+	if (err) {
+		espintcp_net_add(net, ESPINTCP_MIB_OUT_ERROR, 1);
+		XFRM_INC_STATS(net, LINUX_MIB_XFRMOUTERROR);
+		kfree_skb(skb);
+	}
+}
+
+static ESPINTCP_CRYPTO_DONE(espintcp_esp_output_done)
+{
+	struct sk_buff *skb = ESPINTCP_CRYPTO_DATA();
+	struct xfrm_state *x = skb_dst(skb)->xfrm;
+
+	kfree(ESPINTCP_ESP_CB(skb)->tmp);
+	if (err) {
+		espintcp_net_add(xs_net(x), ESPINTCP_MIB_OUT_ERROR, 1);
+		XFRM_INC_STATS(xs_net(x), LINUX_MIB_XFRMOUTSTATEPROTOERROR);
+		kfree_skb(skb);
+		return;
+	}
+	espintcp_esp_output_finish(x, skb);
+}
+
+/* Scratch for one encryption: associated data, IV, request, sg list. */
+static void *espintcp_esp_tmp(struct crypto_aead *aead, unsigned int nsg,
+			      __be32 **assoc, u8 **iv,
+			      struct aead_request **req,
+			      struct scatterlist **sg)
+{
+	unsigned int ivlen = crypto_aead_ivsize(aead);
+	size_t len;
+	void *tmp;
+
+	len = 3 * sizeof(__be32) + crypto_aead_alignmask(aead) + ivlen +
+	      crypto_tfm_ctx_alignment() + sizeof(**req) +
+	      crypto_aead_reqsize(aead) + __alignof__(struct scatterlist) +
+	      nsg * sizeof(**sg);
+	tmp = kmalloc(len, GFP_ATOMIC);
+	if (!tmp)
+		return NULL;
+
+	*assoc = tmp;
+	*iv = PTR_ALIGN((u8 *)tmp + 3 * sizeof(__be32),
+			crypto_aead_alignmask(aead) + 1);
+	*req = PTR_ALIGN((void *)(*iv + ivlen), crypto_tfm_ctx_alignment());
+	*sg = PTR_ALIGN((void *)((u8 *)(*req + 1) + crypto_aead_reqsize(aead)),
+			__alignof__(struct scatterlist));
+	return tmp;
+}
+
+/* ESP (RFC 4303) for a TCP SA.  The mode's output left the skb as:
+ * network header (outer IP header), then header_len bytes reserved at
+ * the transport header for [length (2)][SPI, sequence (8)][IV], then
+ * the payload at skb->data; the IP protocol byte is at the mac header.
+ * We append padding, pad length, next header and room for the ICV, and
+ * encrypt [IV | payload | trailer] with the SPI and sequence number
+ * (and its high half, for ESN) as associated data.
+ */
+static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
+{
+	struct crypto_aead *aead = x->data;
+	unsigned int alen = crypto_aead_authsize(aead);
+	unsigned int ivlen = crypto_aead_ivsize(aead);
+	unsigned int blksize = ALIGN(crypto_aead_blocksize(aead), 4);
+	bool esn = x->props.flags & XFRM_STATE_ESN;
+	u32 seqlo = XFRM_SKB_CB(skb)->seq.output.low;
+	u32 seqhi = XFRM_SKB_CB(skb)->seq.output.hi;
+	unsigned int clen, plen, i, n;
+	struct ip_esp_hdr *esph;
+	struct aead_request *req;
+	struct scatterlist *sg;
+	struct sk_buff *trailer;
+	int nfrags, err;
+	__be32 *assoc;
+	__be64 seq64;
+	u8 *tail, *iv, proto;
+	void *tmp;
+
+	clen = ALIGN(skb->len + 2, blksize);
+	plen = clen - skb->len;
+	if (ESPINTCP_HDR_LEN + sizeof(*esph) + ivlen + clen + alen >
+	    ESPINTCP_MAX_FRAME)
+		return -EMSGSIZE;
+
+	nfrags = skb_cow_data(skb, plen + alen, &trailer);
+	if (nfrags < 0)
+		return nfrags;
+
+	proto = *skb_mac_header(skb);
+	*skb_mac_header(skb) = IPPROTO_ESP;
+
+	/* Padding 1, 2, 3, ... (RFC 4303 2.4), pad length, next header. */
+	tail = pskb_put(skb, trailer, plen + alen);
+	for (i = 0; i < plen - 2; i++)
+		tail[i] = i + 1;
+	tail[plen - 2] = plen - 2;
+	tail[plen - 1] = proto;
+
+	esph = (struct ip_esp_hdr *)(skb_transport_header(skb) +
+				     ESPINTCP_HDR_LEN);
+	esph->spi = x->id.spi;
+	esph->seq_no = htonl(seqlo);
+	__skb_push(skb, -skb_network_offset(skb));
+
+	tmp = espintcp_esp_tmp(aead, nfrags + 1, &assoc, &iv, &req, &sg);
+	if (!tmp)
+		return -ENOMEM;
+
+	n = 0;
+	assoc[n++] = x->id.spi;
+	if (esn)
+		assoc[n++] = htonl(seqhi);
+	assoc[n++] = htonl(seqlo);
+
+	/* The IV generator (seqiv, echainiv) takes the 64-bit sequence
+	 * number, right-aligned.
+	 */
+	seq64 = cpu_to_be64(((u64)seqhi << 32) | seqlo);
+	memset(iv, 0, ivlen);
+	memcpy(iv + ivlen - min_t(unsigned int, ivlen, 8),
+	       (u8 *)&seq64 + 8 - min_t(unsigned int, ivlen, 8),
+	       min_t(unsigned int, ivlen, 8));
+
+	sg_init_table(sg, nfrags + 1);
+	sg_set_buf(sg, assoc, n * sizeof(__be32));
+	err = skb_to_sgvec(skb, sg + 1, (u8 *)(esph + 1) - skb->data,
+			   ivlen + clen + alen);
+	if (unlikely(err < 0)) {
+		kfree(tmp);
+		return err;
+	}
+
+	aead_request_set_tfm(req, aead);
+	aead_request_set_callback(req, 0, espintcp_esp_output_done, skb);
+	aead_request_set_crypt(req, sg, sg, ivlen + clen, iv);
+	aead_request_set_ad(req, n * sizeof(__be32));
+	ESPINTCP_ESP_CB(skb)->tmp = tmp;
+
+	err = crypto_aead_encrypt(req);
+	if (err == -EINPROGRESS)
+		return -EINPROGRESS;	/* the callback takes the skb */
+	kfree(tmp);
+	if (err)
+		return err;
+
+	espintcp_esp_output_finish(x, skb);
+	/* Consumed: xfrm_output treats this as "not coming back". */
+	return -EINPROGRESS;
+}
+
+static int espintcp_esp_output(struct xfrm_state *x, struct sk_buff *skb)
+{
+	if (!espintcp_is_tcp_sa(x))
+		return espintcp_orig(x)->output(x, skb);
+	return espintcp_esp_output_tcp(x, skb);
+}
+
+static int espintcp_esp_install(struct espintcp_esp *e)
+{
+	struct xfrm_state_afinfo *afinfo;
+	const struct xfrm_type *orig;
+	int err;
+
+	/* Built in, or already loaded, is fine too. */
+	request_module("%s", e->module);
+
+	rcu_read_lock();
+	afinfo = xfrm_state_afinfo_get_rcu(e->family);
+	orig = afinfo ? READ_ONCE(afinfo->type_esp) : NULL;
+	if (orig && !try_module_get(orig->owner))
+		orig = NULL;
+	rcu_read_unlock();
+	if (!orig) {
+		pr_err("no ESP for %s (module %s): ESP-in-TCP SAs unavailable\n",
+		       e->family == AF_INET ? "IPv4" : "IPv6", e->module);
+		return -ENOENT;
+	}
+
+	e->orig = orig;
+	e->type = *orig;
+	e->type.owner = THIS_MODULE;
+	e->type.init_state = espintcp_esp_init_state;
+	e->type.output = espintcp_esp_output;
+
+	xfrm_unregister_type(orig, e->family);
+	err = xfrm_register_type(&e->type, e->family);
+	if (err) {
+		xfrm_register_type(orig, e->family);
+		module_put(orig->owner);
+		e->orig = NULL;
+	}
+	return err;
+}
+
+static void espintcp_esp_remove(struct espintcp_esp *e)
+{
+	if (!e->orig)
+		return;
+	/* Every SA that used our type is gone (each held the module). */
+	xfrm_unregister_type(&e->type, e->family);
+	if (xfrm_register_type(e->orig, e->family))
+		pr_err("could not give %s back its ESP type\n", e->module);
+	module_put(e->orig->owner);
+	e->orig = NULL;
+}
+
+int espintcp_esp_init(void)
+{
+	int err;
+
+	BUILD_BUG_ON(sizeof(struct espintcp_esp_cb) >
+		     sizeof_field(struct sk_buff, cb));
+
+	err = espintcp_esp_install(&espintcp_esp4);
+	if (err)
+		return err;
+	err = espintcp_esp_install(&espintcp_esp6);
+	if (err)
+		espintcp_esp_remove(&espintcp_esp4);
+	return err;
+}
+
+void espintcp_esp_exit(void)
+{
+	espintcp_esp_remove(&espintcp_esp6);
+	espintcp_esp_remove(&espintcp_esp4);
+}
