@@ -1,0 +1,411 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# ESP-in-TCP with 'ip xfrm ... encap espintcp' between two network
+# namespaces joined by veth, on the real kernel with the module loaded:
+# every algorithm, IPv4 and IPv6, tunnel and transport mode (ping and a
+# 10 MB checksummed transfer each); proof that the traffic is TCP on the
+# wire; plain ESP and ESP-in-UDP alongside; reconnect with a mapping
+# event; unload refused while a TCP SA exists.
+#
+# The TCP connection is opened as an IKE daemon opens it
+# (tools/espintcp-conn: stream prefix, ULP, socket bypass policy); the
+# SAs use its real ports.  Leaves the module unloaded.
+
+cd "$(dirname "$0")" || exit 1
+. lib/ktap.sh
+
+top=$(cd .. && pwd)
+ko=${ESPINTCP_KO:-$top/espintcp.ko}
+conn=$top/tools/espintcp-conn
+xfer=$top/selftests/lib/xfer.py
+tmp=$(mktemp -d)
+MB10=$((10 * 1024 * 1024))
+
+L4=198.51.100.1 R4=198.51.100.2
+L6=2001:db8::1 R6=2001:db8::2
+
+# name|algorithm arguments for ip xfrm state (one key both ways: these
+# are tests, the SPIs differ)
+ALGOS=(
+	"gcm-aes128|aead rfc4106(gcm(aes)) 0x0102030405060708090a0b0c0d0e0f1011121314 128"
+	"gcm-aes256|aead rfc4106(gcm(aes)) 0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324 128"
+	"chacha20poly1305|aead rfc7539esp(chacha20,poly1305) 0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324 128"
+	"cbc-aes-hmac-sha256|enc cbc(aes) 0x0102030405060708090a0b0c0d0e0f10 auth-trunc hmac(sha256) 0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20 128"
+	"cbc-aes-hmac-sha256-esn|enc cbc(aes) 0x0102030405060708090a0b0c0d0e0f10 auth-trunc hmac(sha256) 0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20 128 flag esn replay-window 64"
+)
+
+cleanup() {
+	close_conn
+	ip netns del left 2>/dev/null
+	ip netns del right 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+setup_ns() {
+	ip netns add left && ip netns add right || return 1
+	ip link add veth0 netns left type veth peer name veth0 netns right
+	ip -n left addr add $L4/24 dev veth0
+	ip -n right addr add $R4/24 dev veth0
+	ip -n left addr add $L6/64 dev veth0 nodad
+	ip -n right addr add $R6/64 dev veth0 nodad
+	for n in left right; do
+		ip -n $n link set lo up
+		ip -n $n link set veth0 up
+	done
+}
+
+in_left() { ip netns exec left "$@"; }
+in_right() { ip netns exec right "$@"; }
+
+# Open the RFC 8229 connection: right listens on 4500, left connects
+# (from port $2 if given).  Sets LPORT and RPORT.
+open_conn() {
+	local fam=$1 sport=${2:-} r l i
+
+	if [ "$fam" = 6 ]; then r=$R6; else r=$R4; fi
+	: > "$tmp/conn.r"
+	: > "$tmp/conn.l"
+	exec 7> >(exec ip netns exec right "$conn" listen $r 4500 > "$tmp/conn.r")
+	conn_pids=$!
+	for i in $(seq 50); do
+		in_right ss -Htln | grep -q ':4500 ' && break
+		sleep 0.1
+	done
+	exec 8> >(exec ip netns exec left "$conn" connect $r 4500 $sport > "$tmp/conn.l")
+	conn_pids="$conn_pids $!"
+	for i in $(seq 100); do
+		[ -s "$tmp/conn.l" ] && [ -s "$tmp/conn.r" ] && break
+		sleep 0.1
+	done
+	read -r _ _ LPORT _ _ RPORT < "$tmp/conn.l" || return 1
+	[ -n "$LPORT" ] && [ "$RPORT" = 4500 ]
+}
+
+conn_pids=
+close_conn() {
+	exec 7>&- 8>&- 2>/dev/null
+	# shellcheck disable=SC2086
+	[ -n "$conn_pids" ] && wait $conn_pids 2>/dev/null
+	conn_pids=
+}
+
+flush_xfrm() {
+	for n in left right; do
+		ip -n $n xfrm policy flush
+		ip -n $n xfrm state flush
+	done
+}
+
+# SAs and policies, host to host, for family $1, mode $2, algorithm $3
+# (ip xfrm arguments), encapsulation $4 ("espintcp" with LPORT/RPORT,
+# "espinudp", or "none").
+tunnel_up() {
+	local fam=$1 mode=$2 algo=$3 encap=$4 l r enc_lr enc_rl
+
+	if [ "$fam" = 6 ]; then l=$L6 r=$R6; else l=$L4 r=$R4; fi
+	case $encap in
+	espintcp)
+		enc_lr="encap espintcp $LPORT $RPORT 0.0.0.0"
+		enc_rl="encap espintcp $RPORT $LPORT 0.0.0.0" ;;
+	espinudp)
+		enc_lr="encap espinudp 4500 4500 0.0.0.0"
+		enc_rl=$enc_lr ;;
+	*)	enc_lr= enc_rl= ;;
+	esac
+	for n in left right; do
+		# shellcheck disable=SC2086
+		ip -n $n xfrm state add src $l dst $r proto esp spi 0x1001 \
+			reqid 1 mode $mode $algo $enc_lr || return 1
+		# shellcheck disable=SC2086
+		ip -n $n xfrm state add src $r dst $l proto esp spi 0x1002 \
+			reqid 2 mode $mode $algo $enc_rl || return 1
+	done
+	ip -n left xfrm policy add src $l dst $r dir out priority 100 \
+		tmpl src $l dst $r proto esp reqid 1 mode $mode
+	ip -n left xfrm policy add src $r dst $l dir in priority 100 \
+		tmpl src $r dst $l proto esp reqid 2 mode $mode
+	ip -n right xfrm policy add src $r dst $l dir out priority 100 \
+		tmpl src $r dst $l proto esp reqid 2 mode $mode
+	ip -n right xfrm policy add src $l dst $r dir in priority 100 \
+		tmpl src $l dst $r proto esp reqid 1 mode $mode
+	# ESP-in-UDP arrives as UDP to port 4500: let it through the policy,
+	# as an IKE daemon's bypass on its UDP socket does.
+	if [ "$encap" = espinudp ]; then
+		for n in left right; do
+			for d in in out; do
+				ip -n $n xfrm policy add src $l dst $r proto udp \
+					dport 4500 dir $d priority 10
+				ip -n $n xfrm policy add src $r dst $l proto udp \
+					dport 4500 dir $d priority 10
+			done
+		done
+	fi
+}
+
+stat_of() {	# NS FILE NAME
+	ip netns exec "$1" awk -v k="$3" '$1 == k { print $2 }' "/proc/net/$2"
+}
+
+# Ping, then a checksummed transfer of $2 bytes from left to right.
+traffic() {
+	local fam=$1 bytes=$2 r port=$((5000 + RANDOM % 1000)) got want
+
+	if [ "$fam" = 6 ]; then r=$R6; else r=$R4; fi
+	in_left ping -c 2 -W 3 $r > "$tmp/ping" ||
+		{ ktap_diag "$(cat "$tmp/ping")"; ktap_fail_msg "ping $r"; return 1; }
+	in_right timeout 120 python3 "$xfer" server $r $port > "$tmp/srv" &
+	for _ in $(seq 50); do
+		grep -q listening "$tmp/srv" && break
+		sleep 0.1
+	done
+	want=$(in_left timeout 120 python3 "$xfer" client $r $port "$bytes")
+	wait $!
+	got=$(tail -n 1 "$tmp/srv")
+	[ -n "$want" ] && [ "$got" = "$want" ] ||
+		ktap_fail_msg "transfer: sent '$want', received '$got'"
+}
+
+# One algorithm, family, mode: fresh connection and SAs, ping, 10 MB.
+test_case() {
+	local fam=$1 mode=$2 algo=${*:3} out0 in0
+
+	open_conn "$fam" || { ktap_fail_msg "no connection"; return 1; }
+	tunnel_up "$fam" "$mode" "$algo" espintcp ||
+		{ close_conn; ktap_fail_msg "ip xfrm state add failed"; return 1; }
+	out0=$(stat_of left espintcp_stat EspOutFrames)
+	in0=$(stat_of right espintcp_stat EspInFrames)
+	traffic "$fam" $MB10
+	local rc=$?
+	# The ESP went through the module, both ways.
+	if [ $rc = 0 ] && { [ "$(stat_of left espintcp_stat EspOutFrames)" -le "$out0" ] ||
+			    [ "$(stat_of right espintcp_stat EspInFrames)" -le "$in0" ]; }; then
+		ktap_fail_msg "the module's counters did not move"
+		rc=1
+	fi
+	flush_xfrm
+	close_conn
+	return $rc
+}
+
+# The wire carries TCP port 4500 only: no ESP (protocol 50), no UDP, no
+# other IPv4 packet; and the counters agree: every packet the outbound SA
+# sent is a frame the module wrote, and the other side read each one.
+test_wire() {
+	local rc=0 n_esp n_udp n_tcp n_other out0 in0 out in sa_out dump
+
+	open_conn 4 && tunnel_up 4 tunnel "${ALGOS[0]#*|}" espintcp ||
+		{ ktap_fail_msg "setup"; return 1; }
+	out0=$(stat_of left espintcp_stat EspOutFrames)
+	in0=$(stat_of right espintcp_stat EspInFrames)
+	# What each side sends (-Q out) is the wire; inbound captures would
+	# also show the decrypted packets XFRM re-injects on veth0.
+	ip netns exec left tcpdump -i veth0 -Q out -n -U -w "$tmp/cap.l" 2>/dev/null &
+	dump="$!"
+	ip netns exec right tcpdump -i veth0 -Q out -n -U -w "$tmp/cap.r" 2>/dev/null &
+	dump="$dump $!"
+	sleep 1
+	traffic 4 $((1024 * 1024)) || rc=1
+	sleep 0.5
+	# shellcheck disable=SC2086
+	kill -INT $dump
+	# shellcheck disable=SC2086
+	wait $dump 2>/dev/null
+	count() {
+		cat <(tcpdump -n -r "$tmp/cap.l" "$1" 2>/dev/null) \
+		    <(tcpdump -n -r "$tmp/cap.r" "$1" 2>/dev/null) | wc -l
+	}
+	n_esp=$(count 'ip proto 50 or ip6 proto 50')
+	n_udp=$(count 'udp')
+	n_tcp=$(count 'tcp port 4500')
+	n_other=$(count 'ip and not tcp port 4500')
+	ktap_diag "on the wire: $n_tcp TCP/4500, $n_esp ESP, $n_udp UDP, $n_other other IPv4"
+	[ "$n_other" = 0 ] ||
+		ktap_diag "$(tcpdump -n -r "$tmp/cap.l" 'ip and not tcp port 4500' 2>/dev/null | head -3)"
+	[ "$n_esp" = 0 ] && [ "$n_udp" = 0 ] && [ "$n_other" = 0 ] &&
+		[ "$n_tcp" -gt 100 ] || { ktap_fail_msg "traffic not only in TCP 4500"; rc=1; }
+
+	out=$(($(stat_of left espintcp_stat EspOutFrames) - out0))
+	in=$(($(stat_of right espintcp_stat EspInFrames) - in0))
+	sa_out=$(ip -n left -s xfrm state get src $L4 dst $R4 proto esp spi 0x1001 |
+		 awk '/lifetime current/ { getline; print $2 }' | tr -d '(packets)')
+	ktap_diag "left SA sent $sa_out, module wrote $out frames, right module read $in"
+	[ "$out" = "$sa_out" ] && [ "$in" = "$out" ] ||
+		{ ktap_fail_msg "counters disagree"; rc=1; }
+	flush_xfrm
+	close_conn
+	return $rc
+}
+
+# Plain ESP and ESP-in-UDP between the same namespaces still work with
+# the module loaded (the kernel's own esp4/esp6 handle them).
+test_plain() {
+	local fam=$1 rc=0
+	tunnel_up "$fam" tunnel "${ALGOS[0]#*|}" none || return 1
+	traffic "$fam" $((1024 * 1024)) || rc=1
+	flush_xfrm
+	return $rc
+}
+
+test_udp() {
+	local rc=0 udp
+	# ESP-in-UDP needs a UDP socket with UDP_ENCAP on port 4500 on each
+	# side, as an IKE daemon keeps one.
+	udp='import socket,sys,time
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+s.bind((sys.argv[1],4500))
+s.setsockopt(socket.IPPROTO_UDP,100,2)
+print("ready",flush=True)
+time.sleep(600)'
+	ip netns exec left python3 -c "$udp" $L4 > "$tmp/udp.l" &
+	local p1=$!
+	ip netns exec right python3 -c "$udp" $R4 > "$tmp/udp.r" &
+	local p2=$!
+	for _ in $(seq 50); do
+		[ -s "$tmp/udp.l" ] && [ -s "$tmp/udp.r" ] && break
+		sleep 0.1
+	done
+	tunnel_up 4 tunnel "${ALGOS[0]#*|}" espinudp || rc=1
+	[ $rc = 0 ] && { traffic 4 $((1024 * 1024)) || rc=1; }
+	kill $p1 $p2 2>/dev/null
+	wait $p1 $p2 2>/dev/null
+	flush_xfrm
+	return $rc
+}
+
+# The originator reconnects from a new port.  The responder's module
+# sees ESP for its SA arrive from the new port: the kernel reports a
+# mapping change (km_new_mapping), and after 'ip xfrm state update' of
+# the ports on both sides traffic resumes.
+test_reconnect() {
+	local algo=${ALGOS[0]#*|} rc=0 old mon newport=45123
+
+	open_conn 4 && tunnel_up 4 tunnel "$algo" espintcp ||
+		{ ktap_fail_msg "setup"; return 1; }
+	traffic 4 4096 || rc=1
+	old=$LPORT
+	close_conn
+	open_conn 4 $newport || { ktap_fail_msg "no new connection"; return 1; }
+	ktap_diag "reconnected: port $old -> $LPORT"
+
+	# The originator knows its new port.
+	# shellcheck disable=SC2086
+	ip -n left xfrm state update src $L4 dst $R4 proto esp spi 0x1001 reqid 1 \
+		mode tunnel $algo encap espintcp $LPORT 4500 0.0.0.0 &&
+	# shellcheck disable=SC2086
+	ip -n left xfrm state update src $R4 dst $L4 proto esp spi 0x1002 reqid 2 \
+		mode tunnel $algo encap espintcp 4500 $LPORT 0.0.0.0 ||
+		{ ktap_fail_msg "update (left)"; rc=1; }
+
+	in_right timeout 10 ip xfrm monitor > "$tmp/mon" &
+	mon=$!
+	sleep 0.5
+	in_left ping -c 1 -W 1 $R4 > /dev/null	# no reply yet: right's SA is stale
+	sleep 0.5
+	kill $mon 2>/dev/null
+	wait $mon 2>/dev/null
+	ktap_diag "monitor: $(tr '\n' ' ' < "$tmp/mon")"
+	grep -q "$newport" "$tmp/mon" ||
+		{ ktap_fail_msg "no mapping event for port $newport"; rc=1; }
+
+	# shellcheck disable=SC2086
+	ip -n right xfrm state update src $L4 dst $R4 proto esp spi 0x1001 reqid 1 \
+		mode tunnel $algo encap espintcp $LPORT 4500 0.0.0.0 &&
+	# shellcheck disable=SC2086
+	ip -n right xfrm state update src $R4 dst $L4 proto esp spi 0x1002 reqid 2 \
+		mode tunnel $algo encap espintcp 4500 $LPORT 0.0.0.0 ||
+		{ ktap_fail_msg "update (right)"; rc=1; }
+	traffic 4 $((1024 * 1024)) || rc=1
+	flush_xfrm
+	close_conn
+	return $rc
+}
+
+# Deleting the SAs while a transfer runs: the transfer stops, nothing
+# else happens (the VM run fails on any kernel splat).
+test_delete_while_flowing() {
+	local port=5999
+
+	open_conn 4 && tunnel_up 4 tunnel "${ALGOS[0]#*|}" espintcp ||
+		{ ktap_fail_msg "setup"; return 1; }
+	in_right timeout 20 python3 "$xfer" server $R4 $port > /dev/null 2>&1 &
+	local srv=$!
+	sleep 0.5
+	in_left timeout 20 python3 "$xfer" client $R4 $port $((50 * 1024 * 1024)) \
+		> /dev/null 2>&1 &
+	local cli=$!
+	sleep 2
+	flush_xfrm
+	sleep 1
+	kill $cli $srv 2>/dev/null
+	wait $cli $srv 2>/dev/null
+	close_conn
+	return 0
+}
+
+# No unload while a TCP SA exists; unload once the SAs are flushed.
+test_unload() {
+	local rc=0 i out
+
+	open_conn 4 && tunnel_up 4 tunnel "${ALGOS[0]#*|}" espintcp ||
+		{ ktap_fail_msg "setup"; return 1; }
+	close_conn
+	if out=$(rmmod espintcp 2>&1); then
+		ktap_fail_msg "unloaded with TCP SAs in place"
+		return 1
+	fi
+	grep -q "in use" <<<"$out" || { ktap_fail_msg "rmmod: $out"; rc=1; }
+	flush_xfrm
+	# States are destroyed by the xfrm garbage collector, a moment later.
+	for i in $(seq 100); do
+		rmmod espintcp 2>/dev/null && break
+		sleep 0.1
+	done
+	[ ! -e /sys/module/espintcp ] ||
+		{ ktap_fail_msg "still loaded after the flush"; rc=1; }
+
+	# The kernel's own ESP is back: plain and UDP SAs still work.
+	test_plain 4 || rc=1
+	insmod "$ko" || rc=1
+	return $rc
+}
+
+if grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp &&
+   [ ! -e /sys/module/espintcp/refcnt ]; then
+	ktap_plan 1
+	ktap_run xfrm_tcp ktap_skip_msg "espintcp is built into this kernel"
+	ktap_finish
+fi
+[ -e /sys/module/espintcp ] || insmod "$ko" || { echo "Bail out! insmod"; exit 1; }
+setup_ns || { echo "Bail out! namespaces"; exit 1; }
+
+# name|function and arguments; "xfrm_tcp.sh PATTERN" runs the matching
+# tests only.
+tests=()
+for spec in "${ALGOS[@]}"; do
+	for fam in 4 6; do
+		for mode in tunnel transport; do
+			tests+=("esp_in_tcp.${spec%%|*}.ipv$fam.$mode|test_case $fam $mode ${spec#*|}")
+		done
+	done
+done
+tests+=(
+	"wire_is_tcp_4500_only|test_wire"
+	"plain_esp_alongside|test_plain 6"
+	"esp_in_udp_alongside|test_udp"
+	"reconnect_mapping_event|test_reconnect"
+	"delete_sas_while_flowing|test_delete_while_flowing"
+	"unload_refused_while_tcp_sa|test_unload"
+)
+selected=()
+for t in "${tests[@]}"; do
+	[[ -z ${1:-} || ${t%%|*} == $1 ]] && selected+=("$t")
+done
+
+ktap_plan ${#selected[@]}
+for t in "${selected[@]}"; do
+	# shellcheck disable=SC2086
+	ktap_run "${t%%|*}" ${t#*|}
+done
+ktap_finish
