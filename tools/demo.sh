@@ -6,10 +6,10 @@
 # between them on port 4500 with the espintcp ULP attached on both ends,
 # as an IKE daemon would open it.
 #
-# What the module does today: the ULP attaches with upstream's user-space
-# interface (the stream prefix, then TCP_ULP "espintcp"), and IKE
-# messages travel framed as RFC 9329 says, counted per namespace.  ESP
-# transmit for 'encap espintcp' SAs is not there yet; the demo says so.
+# Then, as an IKE daemon would after its exchange, it installs SAs with
+# 'ip xfrm state ... encap espintcp' on the connection's real ports, and
+# sends a ping and a 10 MB checksummed transfer through the tunnel: on the
+# wire, only TCP port 4500.
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -81,17 +81,55 @@ show ip netns exec left grep -E 'Ike|Esp' /proc/net/espintcp_stat
 step "The module is pinned while the sockets use it"
 show grep -H . /sys/module/espintcp/refcnt
 
-step "Not there yet: ESP for 'encap espintcp' SAs (issue 4)"
+step "SAs and policies with encap espintcp, on the connection's ports"
 read -r _ _ lport _ _ rport < <(head -n 1 /tmp/left.out)
-show ip -n left xfrm state add src $L dst $R proto esp spi 0x100 \
-	reqid 1 mode tunnel aead 'rfc4106(gcm(aes))' 0x0102030405060708091011121314151617181920 128 \
-	encap espintcp "$lport" "$rport" 0.0.0.0 ||
-	echo "(rejected by the kernel: transmit support arrives with issue 4)"
+aead="aead rfc4106(gcm(aes)) 0x0102030405060708090a0b0c0d0e0f1011121314 128"
+for ns in left right; do
+	show ip -n $ns xfrm state add src $L dst $R proto esp spi 0x1001 reqid 1 \
+		mode tunnel $aead encap espintcp "$lport" "$rport" 0.0.0.0 || exit 1
+	show ip -n $ns xfrm state add src $R dst $L proto esp spi 0x1002 reqid 2 \
+		mode tunnel $aead encap espintcp "$rport" "$lport" 0.0.0.0 || exit 1
+done
+ip -n left xfrm policy add src $L dst $R dir out tmpl src $L dst $R proto esp reqid 1 mode tunnel
+ip -n left xfrm policy add src $R dst $L dir in tmpl src $R dst $L proto esp reqid 2 mode tunnel
+ip -n right xfrm policy add src $R dst $L dir out tmpl src $R dst $L proto esp reqid 2 mode tunnel
+ip -n right xfrm policy add src $L dst $R dir in tmpl src $L dst $R proto esp reqid 1 mode tunnel
+show ip -n left xfrm state get src $L dst $R proto esp spi 0x1001
+
+step "Ping and a 10 MB transfer through the tunnel, captured on the wire"
+ip netns exec left tcpdump -i veth0 -Q out -n -U -w /tmp/wire.pcap 2>/dev/null &
+dump=$!
+sleep 1
+show ip netns exec left ping -c 3 $R || exit 1
+xfer=selftests/lib/xfer.py
+ip netns exec right python3 $xfer server $R 5001 > /tmp/srv.out &
+srv=$!
+sleep 1
+sent=$(ip netns exec left python3 $xfer client $R 5001 $((10 * 1024 * 1024)))
+wait $srv
+got=$(tail -n 1 /tmp/srv.out)
+echo "sent:     $sent"
+echo "received: $got"
+[ "$sent" = "$got" ] || { echo "FAILED: transfer mismatch"; exit 1; }
+sleep 0.5
+kill -INT $dump; wait $dump
+echo "left's packets on the wire: $(tcpdump -n -r /tmp/wire.pcap 2>/dev/null | wc -l)," \
+     "TCP port 4500: $(tcpdump -n -r /tmp/wire.pcap 'tcp port 4500' 2>/dev/null | wc -l)," \
+     "ESP (protocol 50): $(tcpdump -n -r /tmp/wire.pcap 'ip proto 50' 2>/dev/null | wc -l)"
+tcpdump -n -r /tmp/wire.pcap 'tcp port 4500' 2>/dev/null | sed -n '20,22p'
+show ip netns exec left grep -E 'Esp|Ike' /proc/net/espintcp_stat
+
+step "Remove the SAs"
+for ns in left right; do
+	ip -n $ns xfrm policy flush
+	ip -n $ns xfrm state flush
+done
 
 step "Close the connection and unload"
 exec 7>&- 8>&-
 wait
-for _ in $(seq 50); do rmmod espintcp 2>/dev/null && break; sleep 0.1; done
+# SAs are freed by the xfrm garbage collector, a moment after the flush.
+for _ in $(seq 100); do rmmod espintcp 2>/dev/null && break; sleep 0.1; done
 if [ -e /sys/module/espintcp ]; then
 	echo "FAILED: module still loaded"
 	exit 1
