@@ -128,20 +128,7 @@ FIXTURE(raw)
 	struct espintcp_veth veth;
 };
 
-FIXTURE_VARIANT(raw)
-{
-	int family;
-};
-
-FIXTURE_VARIANT_ADD(raw, ipv4)
-{
-	.family = AF_INET,
-};
-
-FIXTURE_VARIANT_ADD(raw, ipv6)
-{
-	.family = AF_INET6,
-};
+ESPINTCP_FAMILY_VARIANTS(raw);
 
 FIXTURE_SETUP(raw)
 {
@@ -370,20 +357,7 @@ FIXTURE(pair)
 	int u, r;
 };
 
-FIXTURE_VARIANT(pair)
-{
-	int family;
-};
-
-FIXTURE_VARIANT_ADD(pair, ipv4)
-{
-	.family = AF_INET,
-};
-
-FIXTURE_VARIANT_ADD(pair, ipv6)
-{
-	.family = AF_INET6,
-};
+ESPINTCP_FAMILY_VARIANTS(pair);
 
 FIXTURE_SETUP(pair)
 {
@@ -1250,20 +1224,7 @@ FIXTURE(both)
 	int a, b;
 };
 
-FIXTURE_VARIANT(both)
-{
-	int family;
-};
-
-FIXTURE_VARIANT_ADD(both, ipv4)
-{
-	.family = AF_INET,
-};
-
-FIXTURE_VARIANT_ADD(both, ipv6)
-{
-	.family = AF_INET6,
-};
+ESPINTCP_FAMILY_VARIANTS(both);
 
 FIXTURE_SETUP(both)
 {

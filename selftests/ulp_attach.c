@@ -14,20 +14,7 @@ FIXTURE(attach)
 	int c, s;
 };
 
-FIXTURE_VARIANT(attach)
-{
-	int family;
-};
-
-FIXTURE_VARIANT_ADD(attach, ipv4)
-{
-	.family = AF_INET,
-};
-
-FIXTURE_VARIANT_ADD(attach, ipv6)
-{
-	.family = AF_INET6,
-};
+ESPINTCP_FAMILY_VARIANTS(attach);
 
 FIXTURE_SETUP(attach)
 {
@@ -80,20 +67,7 @@ FIXTURE(sock)
 	int fd;
 };
 
-FIXTURE_VARIANT(sock)
-{
-	int family;
-};
-
-FIXTURE_VARIANT_ADD(sock, ipv4)
-{
-	.family = AF_INET,
-};
-
-FIXTURE_VARIANT_ADD(sock, ipv6)
-{
-	.family = AF_INET6,
-};
+ESPINTCP_FAMILY_VARIANTS(sock);
 
 FIXTURE_SETUP(sock)
 {

@@ -342,6 +342,20 @@ static inline bool espintcp_parity_run(void)
 	return getenv("ESPINTCP_PARITY") != NULL;
 }
 
+/* In a kselftest_harness test: run fixture @f over IPv4 and over IPv6
+ * (variant->family).
+ */
+#define ESPINTCP_FAMILY_VARIANTS(f)					\
+	FIXTURE_VARIANT(f) {						\
+		int family;						\
+	};								\
+	FIXTURE_VARIANT_ADD(f, ipv4) {					\
+		.family = AF_INET,					\
+	};								\
+	FIXTURE_VARIANT_ADD(f, ipv6) {					\
+		.family = AF_INET6,					\
+	}
+
 /* In a kselftest_harness test: behaviour where this module differs from
  * upstream on purpose (Documentation/espintcp.rst lists each); the test
  * is skipped on the parity run against upstream's implementation.
