@@ -68,7 +68,7 @@ deps:
 check: deps
 	$(MAKE) check-run
 
-check-run: modules test-modules selftests
+check-run: modules test-modules selftests tools
 	KVER=$(KVER) selftests/check
 
 parity: deps
