@@ -386,6 +386,58 @@ test_async() {
 	return $rc
 }
 
+# A file spliced into the stream (sendfile from a local process) must not
+# be changed by ESP decryption: the kernel's ESP decrypts in place, and
+# the frame's pages are the file's page cache.  Right has an SA for the
+# SPI; the frame's ciphertext is junk, so authentication fails
+# (XfrmInStateProtoError), but only after decryption ran.
+test_spliced_file() {
+	local rc=0 before f=$tmp/frame.bin
+	local send='import os,socket,sys
+s=socket.create_connection((sys.argv[1],4500))
+s.sendall(b"IKETCP")
+f=os.open(sys.argv[2],os.O_RDONLY)
+os.sendfile(s.fileno(),f,0,os.fstat(f).st_size)
+print("sent",flush=True)
+sys.stdin.read()'
+	local recv='import socket,sys
+l=socket.socket(); l.bind((sys.argv[1],4500)); l.listen(1)
+s,_=l.accept()
+assert s.recv(6,socket.MSG_WAITALL)==b"IKETCP"
+s.setsockopt(socket.IPPROTO_TCP,31,b"espintcp")
+print("attached",flush=True)
+sys.stdin.read()'
+
+	# A keep-alive, so that the ESP frame starts inside the file's pages,
+	# then [length][SPI 0x3001][seq 1][IV 8][ciphertext 64][ICV 16].
+	python3 -c 'import struct,sys
+body=struct.pack(">II",0x3001,1)+bytes(range(8))+bytes(range(64,128))+bytes(16)
+sys.stdout.buffer.write(b"\x00\x03\xff"+struct.pack(">H",len(body)+2)+body)' > "$f"
+	cp "$f" "$f.orig"
+	# shellcheck disable=SC2086
+	ip -n right xfrm state add src $L4 dst $R4 proto esp spi 0x3001 mode tunnel \
+		${ALGOS[0]#*|} encap espintcp 40000 4500 0.0.0.0 || return 1
+	before=$(stat_of right xfrm_stat XfrmInStateProtoError)
+	exec 5> >(exec ip netns exec right python3 -c "$recv" $R4 > "$tmp/recv.out")
+	local p1=$!
+	sleep 1
+	exec 6> >(exec ip netns exec left python3 -c "$send" $R4 "$f" > "$tmp/send.out")
+	local p2=$!
+	for _ in $(seq 50); do
+		[ "$(stat_of right xfrm_stat XfrmInStateProtoError)" != "$before" ] && break
+		sleep 0.1
+	done
+	ktap_diag "XfrmInStateProtoError $before -> $(stat_of right xfrm_stat XfrmInStateProtoError)"
+	[ "$(stat_of right xfrm_stat XfrmInStateProtoError)" -gt "$before" ] ||
+		{ ktap_fail_msg "the frame never reached ESP decryption"; rc=1; }
+	cmp -s "$f" "$f.orig" ||
+		{ ktap_fail_msg "decryption wrote into the spliced file"; rc=1; }
+	exec 5>&- 6>&-
+	wait $p1 $p2 2>/dev/null
+	flush_xfrm
+	return $rc
+}
+
 # An algorithm or key the kernel refuses gets the kernel's own error,
 # with or without TCP encapsulation.
 test_bad_algorithm() {
@@ -461,6 +513,7 @@ tests+=(
 	"esp_in_tcp.gcm-aes128-async.ipv6.transport|test_async 6 transport"
 	"wire_is_tcp_4500_only|test_wire"
 	"bad_algorithm_same_error|test_bad_algorithm"
+	"spliced_file_not_decrypted_in_place|test_spliced_file"
 	"plain_esp_alongside|test_plain 6"
 	"esp_in_udp_alongside|test_udp"
 	"reconnect_mapping_event|test_reconnect"
