@@ -11,6 +11,7 @@
 #include <linux/workqueue.h>
 #include <net/strparser.h>
 #include <net/tcp.h>
+#include <net/xfrm.h>
 
 /* The ULP name is user-space ABI: IKE daemons ask for it by name. */
 #define ESPINTCP_ULP_NAME	"espintcp"
@@ -114,6 +115,17 @@ static inline void espintcp_count(struct espintcp_ctx *ctx,
 {
 	WRITE_ONCE(ctx->stats[field], ctx->stats[field] + n);
 	espintcp_net_add(sock_net(ctx->sk), field, n);
+}
+
+/* Drop @skb: counted as @why here and as @xfrm_mib in
+ * /proc/net/xfrm_stat, where upstream counts it.
+ */
+static inline void espintcp_drop(struct espintcp_ctx *ctx, struct sk_buff *skb,
+				 enum espintcp_mib why, int xfrm_mib)
+{
+	espintcp_count(ctx, why, 1);
+	XFRM_INC_STATS(sock_net(ctx->sk), xfrm_mib);
+	kfree_skb(skb);
 }
 
 /* ulp.c */

@@ -114,19 +114,17 @@ static void espintcp_rx_ike(struct espintcp_ctx *ctx, struct sk_buff *skb)
 
 	copy = alloc_skb(len, GFP_ATOMIC);
 	if (!copy || skb_copy_bits(skb, 0, skb_put(copy, len), len)) {
-		espintcp_count(ctx, ESPINTCP_MIB_DROP_NOMEM, 1);
-		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMINERROR);
 		kfree_skb(copy);
-		kfree_skb(skb);
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NOMEM,
+			      LINUX_MIB_XFRMINERROR);
 		return;
 	}
 	consume_skb(skb);
 
 	if (atomic_read(&sk->sk_rmem_alloc) >= READ_ONCE(sk->sk_rcvbuf) ||
 	    !sk_rmem_schedule(sk, copy, copy->truesize)) {
-		espintcp_count(ctx, ESPINTCP_MIB_DROP_IKE_QUEUE, 1);
-		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMINERROR);
-		kfree_skb(copy);
+		espintcp_drop(ctx, copy, ESPINTCP_MIB_DROP_IKE_QUEUE,
+			      LINUX_MIB_XFRMINERROR);
 		return;
 	}
 
@@ -149,9 +147,8 @@ static void espintcp_rx_esp(struct espintcp_ctx *ctx, struct sk_buff *skb)
 	unsigned int len = skb->len;
 
 	if (!skb_reset_transport_header_careful(skb)) {
-		espintcp_count(ctx, ESPINTCP_MIB_DROP_NOMEM, 1);
-		XFRM_INC_STATS(net, LINUX_MIB_XFRMINERROR);
-		kfree_skb(skb);
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NOMEM,
+			      LINUX_MIB_XFRMINERROR);
 		return;
 	}
 
@@ -164,9 +161,8 @@ static void espintcp_rx_esp(struct espintcp_ctx *ctx, struct sk_buff *skb)
 	skb->dev = dev_get_by_index_rcu(net, skb->skb_iif);
 	if (!skb->dev) {
 		rcu_read_unlock();
-		espintcp_count(ctx, ESPINTCP_MIB_DROP_NO_DEV, 1);
-		XFRM_INC_STATS(net, LINUX_MIB_XFRMINERROR);
-		kfree_skb(skb);
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NO_DEV,
+			      LINUX_MIB_XFRMINERROR);
 		return;
 	}
 
@@ -193,7 +189,6 @@ static void espintcp_rcv(struct strparser *strp, struct sk_buff *skb)
 	struct espintcp_ctx *ctx = strp_to_ctx(strp);
 	struct strp_msg *rxm = strp_msg(skb);
 	unsigned int len = rxm->full_len - ESPINTCP_HDR_LEN;
-	struct net *net = sock_net(strp->sk);
 	u8 head[ESPINTCP_MARKER_LEN];
 
 	/* RFC 9329 section 3: an empty message is silently ignored. */
@@ -220,9 +215,9 @@ static void espintcp_rcv(struct strparser *strp, struct sk_buff *skb)
 
 	if (!pskb_pull(skb, rxm->offset + ESPINTCP_HDR_LEN) ||
 	    pskb_trim(skb, len)) {
-		espintcp_count(ctx, ESPINTCP_MIB_DROP_NOMEM, 1);
-		XFRM_INC_STATS(net, LINUX_MIB_XFRMINERROR);
-		goto drop;
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NOMEM,
+			      LINUX_MIB_XFRMINERROR);
+		return;
 	}
 
 	if (!memchr_inv(head, 0, sizeof(head))) {
@@ -236,8 +231,9 @@ static void espintcp_rcv(struct strparser *strp, struct sk_buff *skb)
 	return;
 
 drop_short:
-	espintcp_count(ctx, ESPINTCP_MIB_DROP_SHORT, 1);
-	XFRM_INC_STATS(net, LINUX_MIB_XFRMINHDRERROR);
+	espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_SHORT,
+		      LINUX_MIB_XFRMINHDRERROR);
+	return;
 drop:
 	kfree_skb(skb);
 }

@@ -190,15 +190,13 @@ static void espintcp_push_esp(struct sock *sk, struct espintcp_ctx *ctx,
 	unsigned int len = skb->len - skb_transport_offset(skb);
 
 	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT))) {
-		espintcp_count(ctx, ESPINTCP_MIB_OUT_NOT_CONNECTED, 1);
-		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMOUTERROR);
-		kfree_skb(skb);
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_NOT_CONNECTED,
+			      LINUX_MIB_XFRMOUTERROR);
 		return;
 	}
 	if (espintcp_pending(ctx) && espintcp_push_pending(sk, ctx)) {
-		espintcp_count(ctx, ESPINTCP_MIB_OUT_BUSY, 1);
-		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMOUTERROR);
-		kfree_skb(skb);
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_BUSY,
+			      LINUX_MIB_XFRMOUTERROR);
 		return;
 	}
 
@@ -234,9 +232,8 @@ void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb)
 		/* Written from the release callback, in order. */
 		__skb_queue_tail(&ctx->out_queue, skb);
 	} else {
-		espintcp_count(ctx, ESPINTCP_MIB_OUT_QUEUE_FULL, 1);
-		XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMOUTERROR);
-		kfree_skb(skb);
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_QUEUE_FULL,
+			      LINUX_MIB_XFRMOUTERROR);
 	}
 	bh_unlock_sock(sk);
 }
