@@ -296,11 +296,15 @@ int espintcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len,
 			/* End of stream.  Frames that arrived while the
 			 * socket was owned are parsed by strparser's work:
 			 * let it finish, so that they come before the 0.
+			 * A fatal length that came with the FIN is an
+			 * error, not an end: let the reset it scheduled
+			 * set sk_err first.
 			 */
 			if (flushed)
 				return 0;
 			flushed = true;
 			flush_work(&ctx->strp.work);
+			flush_work(&ctx->abort_work);
 			continue;
 		}
 		if (!timeo)

@@ -405,6 +405,76 @@ TEST_F(pair, split_across_attach)
 	EXPECT_TRUE(recv_ike(self->u, 100, 9));
 }
 
+/* libreswan's responder (ikev2-tcp-01-eof): the peer sends the prefix and
+ * a stream that ends early, FIN included, before the attach; pluto then
+ * polls and reads without blocking.  A frame cut short by the FIN reads
+ * as the end of the stream: 0, never EAGAIN (pluto would read forever).
+ */
+static void junk_then_fin(struct __test_metadata *_metadata, int r, int u,
+			  const char *junk, size_t len, bool settle)
+{
+	struct pollfd pfd = { .fd = u, .events = POLLIN };
+	char pfx[6];
+
+	ASSERT_EQ(espintcp_write_all(r, "IKETCP", 6), 0);
+	ASSERT_EQ(espintcp_write_all(r, junk, len), 0);
+	ASSERT_EQ(shutdown(r, SHUT_WR), 0);
+	ASSERT_EQ(espintcp_read_all(u, pfx, 6), 6);
+	if (settle)
+		usleep(100000);
+	ASSERT_EQ(espintcp_test_attach(u), 0);
+	ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+}
+
+TEST_F(pair, fin_inside_length_before_attach)
+{
+	char b[64];
+
+	junk_then_fin(_metadata, self->r, self->u, "\0", 1, true);
+	EXPECT_EQ(recv(self->u, b, sizeof(b), MSG_DONTWAIT), 0);
+}
+
+TEST_F(pair, fin_inside_frame_before_attach)
+{
+	char b[64];
+
+	junk_then_fin(_metadata, self->r, self->u, "\0\xff\0\0", 4, true);
+	EXPECT_EQ(recv(self->u, b, sizeof(b), MSG_DONTWAIT), 0);
+}
+
+/* A fatal length with the FIN behind it is an error, not an end of
+ * stream; pluto logs it and closes.  RFC 9329's EPROTO here, EINVAL from
+ * upstream's stream parser.  The reset is scheduled by the parser, which
+ * runs at attach or from strparser's work: repeat, so that a read that
+ * overtakes it would show.
+ */
+TEST_F(pair, bad_length_with_fin_before_attach)
+{
+	int i, fails = 0, eofs = 0;
+	char b[64];
+
+	for (i = 0; i < 100; i++) {
+		if (i) {
+			close(self->u);
+			close(self->r);
+			ASSERT_EQ(espintcp_test_pair(variant->family,
+						     &self->r, &self->u), 0);
+		}
+		junk_then_fin(_metadata, self->r, self->u, "\0\0", 2,
+			      i == 0);
+		if (recv(self->u, b, sizeof(b), MSG_DONTWAIT) == 0) {
+			eofs++;
+			continue;
+		}
+		if (errno != (espintcp_parity_run() ? EINVAL : EPROTO))
+			fails++;
+		else if (recv(self->u, b, sizeof(b), MSG_DONTWAIT) != 0)
+			fails++;
+	}
+	EXPECT_EQ(eofs, 0);
+	EXPECT_EQ(fails, 0);
+}
+
 /* MSG_PEEK leaves the message queued. */
 TEST_F(raw, peek)
 {
