@@ -21,9 +21,7 @@ conn=$top/tools/espintcp-conn
 xfer=$top/selftests/lib/xfer.py
 tmp=$(mktemp -d)
 MB10=$((10 * 1024 * 1024))
-
-L4=198.51.100.1 R4=198.51.100.2
-L6=2001:db8::1 R6=2001:db8::2
+. lib/netns.sh
 
 # name|algorithm arguments for ip xfrm state (one key both ways: these
 # are tests, the SPIs differ)
@@ -37,27 +35,10 @@ ALGOS=(
 
 cleanup() {
 	close_conn
-	ip netns del left 2>/dev/null
-	ip netns del right 2>/dev/null
+	netns_cleanup
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-setup_ns() {
-	ip netns add left && ip netns add right || return 1
-	ip link add veth0 netns left type veth peer name veth0 netns right
-	ip -n left addr add $L4/24 dev veth0
-	ip -n right addr add $R4/24 dev veth0
-	ip -n left addr add $L6/64 dev veth0 nodad
-	ip -n right addr add $R6/64 dev veth0 nodad
-	for n in left right; do
-		ip -n $n link set lo up
-		ip -n $n link set veth0 up
-	done
-}
-
-in_left() { ip netns exec left "$@"; }
-in_right() { ip netns exec right "$@"; }
 
 # Open the RFC 8229 connection: right listens on 4500, left connects
 # (from port $2 if given).  Sets LPORT and RPORT.
@@ -144,27 +125,14 @@ tunnel_up() {
 	fi
 }
 
-stat_of() {	# NS FILE NAME
-	ip netns exec "$1" awk -v k="$3" '$1 == k { print $2 }' "/proc/net/$2"
-}
-
 # Ping, then a checksummed transfer of $2 bytes from left to right.
 traffic() {
-	local fam=$1 bytes=$2 r port=$((5000 + RANDOM % 1000)) got want
+	local fam=$1 bytes=$2 r
 
 	if [ "$fam" = 6 ]; then r=$R6; else r=$R4; fi
 	in_left ping -c 2 -W 3 $r > "$tmp/ping" ||
 		{ ktap_diag "$(cat "$tmp/ping")"; ktap_fail_msg "ping $r"; return 1; }
-	in_right timeout 120 python3 "$xfer" server $r $port > "$tmp/srv" &
-	for _ in $(seq 50); do
-		grep -q listening "$tmp/srv" && break
-		sleep 0.1
-	done
-	want=$(in_left timeout 120 python3 "$xfer" client $r $port "$bytes")
-	wait $!
-	got=$(tail -n 1 "$tmp/srv")
-	[ -n "$want" ] && [ "$got" = "$want" ] ||
-		ktap_fail_msg "transfer: sent '$want', received '$got'"
+	netns_transfer $r "$bytes"
 }
 
 # One algorithm, family, mode: fresh connection and SAs, ping, 10 MB.
@@ -193,33 +161,19 @@ test_case() {
 # other IPv4 packet; and the counters agree: every packet the outbound SA
 # sent is a frame the module wrote, and the other side read each one.
 test_wire() {
-	local rc=0 n_esp n_udp n_tcp n_other out0 in0 out in sa_out dump
+	local rc=0 n_esp n_udp n_tcp n_other out0 in0 out in sa_out
 
 	open_conn 4 && tunnel_up 4 tunnel "${ALGOS[0]#*|}" espintcp ||
 		{ ktap_fail_msg "setup"; return 1; }
 	out0=$(stat_of left espintcp_stat EspOutFrames)
 	in0=$(stat_of right espintcp_stat EspInFrames)
-	# What each side sends (-Q out) is the wire; inbound captures would
-	# also show the decrypted packets XFRM re-injects on veth0.
-	ip netns exec left tcpdump -i veth0 -Q out -n -U -w "$tmp/cap.l" 2>/dev/null &
-	dump="$!"
-	ip netns exec right tcpdump -i veth0 -Q out -n -U -w "$tmp/cap.r" 2>/dev/null &
-	dump="$dump $!"
-	sleep 1
+	wire_start
 	traffic 4 $((1024 * 1024)) || rc=1
-	sleep 0.5
-	# shellcheck disable=SC2086
-	kill -INT $dump
-	# shellcheck disable=SC2086
-	wait $dump 2>/dev/null
-	count() {
-		cat <(tcpdump -n -r "$tmp/cap.l" "$1" 2>/dev/null) \
-		    <(tcpdump -n -r "$tmp/cap.r" "$1" 2>/dev/null) | wc -l
-	}
-	n_esp=$(count 'ip proto 50 or ip6 proto 50')
-	n_udp=$(count 'udp')
-	n_tcp=$(count 'tcp port 4500')
-	n_other=$(count 'ip and not tcp port 4500')
+	wire_stop
+	n_esp=$(wire_count 'ip proto 50 or ip6 proto 50')
+	n_udp=$(wire_count 'udp')
+	n_tcp=$(wire_count 'tcp port 4500')
+	n_other=$(wire_count 'ip and not tcp port 4500')
 	ktap_diag "on the wire: $n_tcp TCP/4500, $n_esp ESP, $n_udp UDP, $n_other other IPv4"
 	[ "$n_other" = 0 ] ||
 		ktap_diag "$(tcpdump -n -r "$tmp/cap.l" 'ip and not tcp port 4500' 2>/dev/null | head -3)"
@@ -489,15 +443,6 @@ test_unload() {
 	return $rc
 }
 
-if grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp &&
-   [ ! -e /sys/module/espintcp/refcnt ]; then
-	ktap_plan 1
-	ktap_run xfrm_tcp ktap_skip_msg "espintcp is built into this kernel"
-	ktap_finish
-fi
-[ -e /sys/module/espintcp ] || insmod "$ko" || { echo "Bail out! insmod"; exit 1; }
-setup_ns || { echo "Bail out! namespaces"; exit 1; }
-
 # name|function and arguments; "xfrm_tcp.sh PATTERN" runs the matching
 # tests only.
 tests=()
@@ -520,14 +465,4 @@ tests+=(
 	"delete_sas_while_flowing|test_delete_while_flowing"
 	"unload_refused_while_tcp_sa|test_unload"
 )
-selected=()
-for t in "${tests[@]}"; do
-	[[ -z ${1:-} || ${t%%|*} == $1 ]] && selected+=("$t")
-done
-
-ktap_plan ${#selected[@]}
-for t in "${selected[@]}"; do
-	# shellcheck disable=SC2086
-	ktap_run "${t%%|*}" ${t#*|}
-done
-ktap_finish
+espintcp_shell_main xfrm_tcp netns_setup tests "${1:-}"

@@ -4,13 +4,16 @@
 
   xfer.py server ADDR PORT          accept one connection, read to EOF,
                                     print "BYTES SHA256"
-  xfer.py client ADDR PORT BYTES    send BYTES pseudo-random bytes (fixed
-                                    seed), print "BYTES SHA256"
+  xfer.py client ADDR PORT BYTES [SECONDS]
+                                    send BYTES pseudo-random bytes (fixed
+                                    seed), spread evenly over SECONDS if
+                                    given, print "BYTES SHA256"
 """
 import hashlib
 import random
 import socket
 import sys
+import time
 
 
 def main():
@@ -35,8 +38,15 @@ def main():
     else:
         size = int(sys.argv[4])
         data = random.Random(8229).randbytes(size)
+        secs = float(sys.argv[5]) if len(sys.argv) > 5 else 0
         sk = socket.create_connection((addr, port), timeout=120)
-        sk.sendall(data)
+        chunk = 1 << 16
+        start = time.monotonic()
+        for off in range(0, size, chunk):
+            if secs:
+                due = start + secs * off / size
+                time.sleep(max(0, due - time.monotonic()))
+            sk.sendall(data[off:off + chunk])
         sk.shutdown(socket.SHUT_WR)
         sk.recv(1)
         h.update(data)
