@@ -443,16 +443,18 @@ TEST_F(pair, fin_inside_frame_before_attach)
 }
 
 /* A fatal length with the FIN behind it is an error, not an end of
- * stream; pluto logs it and closes.  RFC 9329's EPROTO here, EINVAL from
- * upstream's stream parser.  The reset is scheduled by the parser, which
- * runs at attach or from strparser's work: repeat, so that a read that
- * overtakes it would show.
+ * stream; pluto logs it and closes.  RFC 9329's EPROTO here.  The reset
+ * is scheduled by the parser, which runs from strparser's work: repeat,
+ * so that a read that overtakes it would show.  (Upstream sets EINVAL
+ * from that work and does not wait for it: pluto reads the end of the
+ * stream there, in libreswan's own test case.)
  */
 TEST_F(pair, bad_length_with_fin_before_attach)
 {
 	int i, fails = 0, eofs = 0;
 	char b[64];
 
+	UPSTREAM_BUG("the error can come after the end of the stream");
 	for (i = 0; i < 100; i++) {
 		if (i) {
 			close(self->u);
@@ -466,7 +468,7 @@ TEST_F(pair, bad_length_with_fin_before_attach)
 			eofs++;
 			continue;
 		}
-		if (errno != (espintcp_parity_run() ? EINVAL : EPROTO))
+		if (errno != EPROTO)
 			fails++;
 		else if (recv(self->u, b, sizeof(b), MSG_DONTWAIT) != 0)
 			fails++;

@@ -15,7 +15,7 @@
 # dropped by nftables, Child SA and IKE SA rekeys while traffic flows,
 # a reset TCP connection, the junk streams of libreswan's own
 # ikev2-tcp-01-eof test, and 'ipsec stop' followed by module unload.
-# Skips when libreswan is not installed.  Leaves the module unloaded.
+# Skips when libreswan is not installed.  Leaves the module loaded.
 # "libreswan.sh PATTERN" runs the tests whose names match the glob.
 
 cd "$(dirname "$0")" || exit 1
@@ -200,10 +200,15 @@ check_no_eagain() {
 	done
 }
 
+# The module's counters exist (not with upstream's espintcp, make parity).
+have_stats() {
+	[ -e /proc/net/espintcp_stat ]
+}
+
 # The module's drop counters, summed.
 module_drops() {	# NS
 	ip netns exec "$1" awk '$1 ~ /^(Drop|BadLength|EspOut(NoSocket|NotConnected|Busy|QueueFull|Error))/ { n += $2 }
-		END { print n + 0 }' /proc/net/espintcp_stat
+		END { print n + 0 }' /proc/net/espintcp_stat 2>/dev/null
 }
 
 # Nonzero drop counters of the module and of XFRM, both ends.
@@ -211,7 +216,7 @@ show_drops() {
 	local ns
 
 	for ns in left right; do
-		ktap_diag "$ns: $(ip netns exec $ns cat /proc/net/espintcp_stat /proc/net/xfrm_stat |
+		ktap_diag "$ns: $(ip netns exec $ns cat /proc/net/espintcp_stat /proc/net/xfrm_stat 2>/dev/null |
 			awk '$2 != 0 && $1 !~ /Frames|Bytes|Messages/ { printf "%s %s ", $1, $2 }')"
 	done
 }
@@ -244,16 +249,18 @@ test_tcp_only() {
 	wire_stop
 
 	# Every frame left's module wrote, right's module read.
-	out=$(($(stat_of left espintcp_stat EspOutFrames) - out0))
-	in=$(($(stat_of right espintcp_stat EspInFrames) - in0))
-	ike=$(($(stat_of right espintcp_stat IkeInMessages) - ike0))
-	ktap_diag "ESP frames: left wrote $out, right read $in; IKE messages" \
-		"right's pluto received through the module: $ike"
-	[ "$out" -gt 1000 ] && [ "$in" = "$out" ] ||
-		{ ktap_fail_msg "the module's counters disagree"; rc=1; }
-	# IKE_SA_INIT and IKE_AUTH at least.
-	[ "$ike" -ge 2 ] ||
-		{ ktap_fail_msg "right's IKE did not come through the module"; rc=1; }
+	if have_stats; then
+		out=$(($(stat_of left espintcp_stat EspOutFrames) - out0))
+		in=$(($(stat_of right espintcp_stat EspInFrames) - in0))
+		ike=$(($(stat_of right espintcp_stat IkeInMessages) - ike0))
+		ktap_diag "ESP frames: left wrote $out, right read $in; IKE" \
+			"messages right's pluto received through the module: $ike"
+		[ "$out" -gt 1000 ] && [ "$in" = "$out" ] ||
+			{ ktap_fail_msg "the module's counters disagree"; rc=1; }
+		# IKE_SA_INIT and IKE_AUTH at least.
+		[ "$ike" -ge 2 ] ||
+			{ ktap_fail_msg "right's IKE did not come through the module"; rc=1; }
+	fi
 
 	n_esp=$(wire_count 'ip proto 50 or ip6 proto 50')
 	n_udp=$(wire_count 'udp')
@@ -335,12 +342,7 @@ test_rekey() {
 	child=$(grep -c 'initiator rekeyed Child SA' "$tmp/left/pluto.log")
 	ike=$(grep -c 'initiator rekeyed IKE SA' "$tmp/left/pluto.log")
 	lost=$(grep -o '[0-9]* received' "$tmp/ping.rekey" | awk '{ print 200 - $1 }')
-	ol=$(($(stat_of left espintcp_stat EspOutFrames) - o0l))
-	or=$(($(stat_of right espintcp_stat EspOutFrames) - o0r))
-	il=$(($(stat_of left espintcp_stat EspInFrames) - i0l))
-	ir=$(($(stat_of right espintcp_stat EspInFrames) - i0r))
 	ktap_diag "rekeys: $child Child SA, $ike IKE SA; TCP $conn0 -> $conn1"
-	ktap_diag "ESP frames: left wrote $ol, right read $ir; right wrote $or, left read $il"
 	ktap_diag "ping: $lost of 200 lost"
 	grep 'no answer' "$tmp/ping.rekey" | while read -r l; do ktap_diag "$l"; done
 	[ "$lost" = 0 ] || show_drops
@@ -348,10 +350,19 @@ test_rekey() {
 		{ ktap_fail_msg "too few rekeys"; rc=1; }
 	[ -n "$conn0" ] && [ "$conn0" = "$conn1" ] ||
 		{ ktap_fail_msg "the TCP connection changed"; rc=1; }
-	[ "$ol" -gt 1000 ] && [ "$ol" = "$ir" ] && [ "$or" = "$il" ] ||
-		{ ktap_fail_msg "ESP frames lost between the modules"; rc=1; }
-	[ "$(module_drops left)" = "$d0l" ] && [ "$(module_drops right)" = "$d0r" ] ||
-		{ show_drops; ktap_fail_msg "the module dropped ESP"; rc=1; }
+	if have_stats; then
+		ol=$(($(stat_of left espintcp_stat EspOutFrames) - o0l))
+		or=$(($(stat_of right espintcp_stat EspOutFrames) - o0r))
+		il=$(($(stat_of left espintcp_stat EspInFrames) - i0l))
+		ir=$(($(stat_of right espintcp_stat EspInFrames) - i0r))
+		ktap_diag "ESP frames: left wrote $ol, right read $ir;" \
+			"right wrote $or, left read $il"
+		[ "$ol" -gt 1000 ] && [ "$ol" = "$ir" ] && [ "$or" = "$il" ] ||
+			{ ktap_fail_msg "ESP frames lost between the modules"; rc=1; }
+		[ "$(module_drops left)" = "$d0l" ] &&
+			[ "$(module_drops right)" = "$d0r" ] ||
+			{ show_drops; ktap_fail_msg "the module dropped ESP"; rc=1; }
+	fi
 	[ "$lost" -le 4 ] || { ktap_fail_msg "ping lost $lost"; rc=1; }
 	check_tunnel 4 || rc=1
 	check_no_eagain || rc=1
@@ -387,7 +398,8 @@ test_reset() {
 	# ESP has nowhere to go now.
 	in_left ping -c 1 -W 1 -I $LC4 $RC4 > /dev/null &&
 		{ ktap_fail_msg "ping passed with the connection reset"; rc=1; }
-	[ "$(stat_of left espintcp_stat EspOutNoSocket)" -gt "$nosock0" ] ||
+	! have_stats ||
+		[ "$(stat_of left espintcp_stat EspOutNoSocket)" -gt "$nosock0" ] ||
 		{ ktap_fail_msg "EspOutNoSocket did not count"; rc=1; }
 	for i in $(seq 60); do
 		in_left ping -c 1 -W 1 -I $LC4 $RC4 > /dev/null && break
@@ -412,11 +424,13 @@ test_reset() {
 }
 
 # libreswan's ikev2-tcp-01-eof: streams that end early or carry junk,
-# sent to right's listener.  pluto closes every one: the module reports
-# end of stream (0) for a frame cut short by FIN, never EAGAIN, and an
-# error for length 0 (EPROTO here, EINVAL upstream: RFC 9329).
+# sent to right's listener.  pluto closes every one, with what that
+# test expects: end of stream (0) for a frame cut short by FIN, never
+# EAGAIN, and an error for length 0 (EPROTO here, EINVAL upstream).
 test_junk_streams() {
-	local rc=0 s n send
+	local rc=0 s n send eofs errs bad_length_error="Protocol error"
+
+	[ -n "${ESPINTCP_PARITY:-}" ] && bad_length_error="Invalid argument"
 
 	pluto_up 4 yes || { ktap_fail_msg "pluto did not start"; return 1; }
 	send='import socket,sys
@@ -440,11 +454,18 @@ except ConnectionResetError:
 	grep -o 'IKETCP [A-Z_]*: socket [0-9]*: [^a].*' "$tmp/right/pluto.log" |
 		sed 's/socket [0-9]*/socket N/' | while read -r line; do ktap_diag "$line"; done
 	[ "$n" = 8 ] || { ktap_fail_msg "accepted $n of 8"; rc=1; }
+	eofs=$(grep -c "0 byte first packet indicates EOF" "$tmp/right/pluto.log")
+	errs=$(grep -c "reading first packet failed: $bad_length_error" "$tmp/right/pluto.log")
+	# Upstream may read the fatal length as the end of the stream
+	# (Documentation/espintcp.rst, "Upstream bugs the tests find").
+	if [ -n "${ESPINTCP_PARITY:-}" ] && [ "$eofs" = 5 ] && [ "$errs" = 0 ]; then
+		ktap_diag "upstream: the length 0 read as the end of the stream"
+		eofs=4 errs=1
+	fi
 	[ "$(grep -c "prefix returned [01] bytes but expecting 6" "$tmp/right/pluto.log")" = 2 ] &&
 		[ "$(grep -c "prefix did not match" "$tmp/right/pluto.log")" = 1 ] &&
-		[ "$(grep -c "0 byte first packet indicates EOF" "$tmp/right/pluto.log")" = 4 ] &&
-		[ "$(grep -c "reading first packet failed: Protocol error" "$tmp/right/pluto.log")" = 1 ] ||
-		{ ktap_fail_msg "pluto did not see what upstream's kernel shows"; rc=1; }
+		[ "$eofs" = 4 ] && [ "$errs" = 1 ] ||
+		{ ktap_fail_msg "pluto did not see what libreswan's test expects"; rc=1; }
 	check_no_eagain || rc=1
 	# Nothing left half open on right.
 	[ -z "$(in_right ss -Htn state close-wait)" ] ||
@@ -454,7 +475,7 @@ except ConnectionResetError:
 }
 
 # 'ipsec stop' on both ends while the tunnel is up: pluto exits, the SAs
-# and the TCP connection go, and the module unloads.
+# and the TCP connection go, and the module unloads (then loads again).
 test_stop_unload() {
 	local rc=0 i ns
 
@@ -473,12 +494,15 @@ test_stop_unload() {
 	done
 	[ -z "$(tcp_conns left)$(tcp_conns right)" ] ||
 		{ ktap_fail_msg "TCP connections remain"; rc=1; }
+	[ -e /sys/module/espintcp/refcnt ] || return $rc	# built in
 	for i in $(seq 100); do
 		rmmod espintcp 2>/dev/null && break
 		sleep 0.1
 	done
 	[ ! -e /sys/module/espintcp ] ||
 		{ ktap_fail_msg "unload failed: refcnt $(cat /sys/module/espintcp/refcnt)"; rc=1; }
+	# Loaded again, for the tests that follow and the final unload.
+	[ -e /sys/module/espintcp ] || insmod "$ko" || rc=1
 	return $rc
 }
 
@@ -497,4 +521,7 @@ if [ ! -x "$lsw/pluto" ]; then
 	ktap_run libreswan ktap_skip_msg "libreswan is not installed"
 	ktap_finish
 fi
+# Also against upstream's espintcp (make parity), where the tests that
+# read the module's counters or unload it skip those parts.
+espintcp_shell_parity=yes
 espintcp_shell_main libreswan setup_ns tests "${1:-}"

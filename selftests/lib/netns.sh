@@ -30,7 +30,7 @@ in_left() { ip netns exec left "$@"; }
 in_right() { ip netns exec right "$@"; }
 
 stat_of() {	# NS FILE NAME: a counter of /proc/net/FILE in NS
-	ip netns exec "$1" awk -v k="$3" '$1 == k { print $2 }' "/proc/net/$2"
+	ip netns exec "$1" awk -v k="$3" '$1 == k { print $2 }' "/proc/net/$2" 2>/dev/null
 }
 
 # A checksummed TCP transfer of BYTES from left to ADDR:PORT in right,
@@ -56,20 +56,23 @@ netns_transfer() {	# ADDR BYTES [SECONDS]
 # The shell tests' main program: TESTS names an array of "name|function
 # args" entries; with PATTERN (a glob), only the names that match run.
 # The tests are about the module, so with espintcp built into the kernel
-# they skip (one result, NAME); else the module is loaded if it is not,
-# and SETUP runs first.
+# they skip (one result, NAME), unless this is the parity run against
+# upstream's espintcp and the script has set espintcp_shell_parity=yes.
+# Else the module is loaded if it is not.  SETUP runs first.
 espintcp_shell_main() {	# NAME SETUP TESTS [PATTERN]
 	local -n tests_=$3
 	local pat=${4:-} t selected=()
 
 	if grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp &&
-	   [ ! -e /sys/module/espintcp/refcnt ]; then
+	   [ ! -e /sys/module/espintcp/refcnt ] &&
+	   ! { [ -n "${ESPINTCP_PARITY:-}" ] &&
+	       [ "${espintcp_shell_parity:-}" = yes ]; }; then
 		ktap_plan 1
 		ktap_run "$1" ktap_skip_msg "espintcp is built into this kernel"
 		ktap_finish
 	fi
-	[ -e /sys/module/espintcp ] || insmod "$ko" ||
-		{ echo "Bail out! insmod $ko"; exit 1; }
+	grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp ||
+		insmod "$ko" || { echo "Bail out! insmod $ko"; exit 1; }
 	"$2" || { echo "Bail out! $2"; exit 1; }
 	for t in "${tests_[@]}"; do
 		[[ -z $pat || ${t%%|*} == $pat ]] && selected+=("$t")
