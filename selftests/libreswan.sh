@@ -62,9 +62,8 @@ whack() {	# NS ARGS...
 # "t" is the same text on both ends; pluto finds its own end by address.
 #   pluto_up FAMILY ENABLE_TCP [LEFT_EXTRA [RIGHT_EXTRA]]
 # where the extras are more key=value words for one end's conn section.
-psk=
 pluto_up() {
-	local fam=$1 tcp=$2 l r ls rs ns extra i
+	local fam=$1 tcp=$2 l r ls rs ns extra i psk
 
 	if [ "$fam" = 6 ]; then
 		l=$L6 r=$R6 ls=fd00:1::/64 rs=fd00:2::/64
@@ -143,17 +142,30 @@ pluto_down() {
 	pluto_stop right
 }
 
-# Wait up to $2 seconds for the established Child SA line in NS's log;
+# Wait up to SECONDS for the established Child SA line in NS's log;
 # returns 0 when found.
-wait_established() {	# NS SECONDS [COUNT]
-	local i n=${3:-1}
+wait_established() {	# NS SECONDS
+	local i
 
 	for i in $(seq $(($2 * 10))); do
-		[ "$(grep -c 'established Child SA' "$tmp/$1/pluto.log")" -ge "$n" ] &&
-			return 0
+		grep -q 'established Child SA' "$tmp/$1/pluto.log" && return 0
 		sleep 0.1
 	done
 	return 1
+}
+
+# Left initiates "t"; the Child SA must be up on left within SECONDS and
+# on right 10 s later.  Fails the test (with the logs) otherwise.
+initiate() {	# SECONDS
+	whack left --name t --initiate --asynchronous > "$tmp/initiate" 2>&1
+	wait_established left "$1" && wait_established right 10 && return 0
+	show_logs
+	ktap_fail_msg "no Child SA"
+}
+
+# Left's end of its TCP connection to right, ADDR:PORT.
+left_endpoint() {
+	tcp_conns left | awk '{ print $3 }'
 }
 
 # The TCP connection(s) between the peers, one line each.
@@ -164,8 +176,8 @@ tcp_conns() {	# NS
 
 # Both ends: established IKE and Child SA, SAs in the kernel with
 # espintcp encapsulation, the ULP on the TCP connection.
-check_tunnel() {	# FAMILY
-	local ns n
+check_tunnel() {
+	local ns n c
 
 	for ns in left right; do
 		n=$(ip -n $ns xfrm state | grep -c 'encap type espintcp')
@@ -176,7 +188,8 @@ check_tunnel() {	# FAMILY
 		tcp_conns $ns | grep -q 'tcp-ulp-espintcp' ||
 			{ ktap_diag "$(tcp_conns $ns)"; ktap_fail_msg "$ns: no ULP on the connection"; return 1; }
 	done
-	ktap_diag "left: $(tcp_conns left | awk '{ print $3, "->", $4 }') $(tcp_conns left | grep -o tcp-ulp-espintcp)"
+	c=$(tcp_conns left)
+	ktap_diag "left: $(awk '{ print $3, "->", $4 }' <<<"$c") $(grep -o tcp-ulp-espintcp <<<"$c")"
 }
 
 # Ping between the subnets, then a checksummed transfer of $2 bytes
@@ -239,10 +252,8 @@ test_tcp_only() {
 	pluto_up "$fam" yes || { ktap_fail_msg "pluto did not start"; return 1; }
 	ike0=$(stat_of right espintcp_stat IkeInMessages)
 	wire_start
-	whack left --name t --initiate --asynchronous > "$tmp/initiate" 2>&1
-	wait_established left 30 && wait_established right 10 ||
-		{ show_logs; wire_stop; pluto_down; ktap_fail_msg "no Child SA"; return 1; }
-	check_tunnel "$fam" || rc=1
+	initiate 30 || { wire_stop; pluto_down; return 1; }
+	check_tunnel || rc=1
 	out0=$(stat_of left espintcp_stat EspOutFrames)
 	in0=$(stat_of right espintcp_stat EspInFrames)
 	[ $rc = 0 ] && { traffic "$fam" $MB10 || rc=1; }
@@ -291,16 +302,14 @@ test_fallback() {
 		EOF
 	done
 	pluto_up 4 fallback || { ktap_fail_msg "pluto did not start"; return 1; }
-	whack left --name t --initiate --asynchronous > "$tmp/initiate" 2>&1
-	wait_established left 60 && wait_established right 10 ||
-		{ show_logs; rc=1; ktap_fail_msg "no Child SA"; }
+	initiate 60 || rc=1
 	drops=$(in_right nft list table inet noudp | grep -o 'packets [0-9]*' | awk '{ print $2 }')
 	ktap_diag "right dropped $drops UDP packets; $(grep -m1 -o 'timeout exceeded.*' "$tmp/left/pluto.log")"
 	[ "${drops:-0}" -gt 0 ] || { ktap_fail_msg "no UDP was tried"; rc=1; }
 	grep -q 'sent IKE_SA_INIT request to 198.51.100.2:500' "$tmp/left/pluto.log" &&
 		grep -q 'sent IKE_SA_INIT request to 198.51.100.2:4500' "$tmp/left/pluto.log" ||
 		{ ktap_fail_msg "no UDP attempt followed by a TCP one"; rc=1; }
-	[ $rc = 0 ] && { check_tunnel 4 || rc=1; }
+	[ $rc = 0 ] && { check_tunnel || rc=1; }
 	[ $rc = 0 ] && { traffic 4 $MB10 || rc=1; }
 	check_no_eagain || rc=1
 	[ $rc = 0 ] || show_logs
@@ -324,10 +333,8 @@ test_rekey() {
 
 	pluto_up 4 yes "salifetime=15s ikelifetime=25s rekeymargin=5s rekeyfuzz=0%" ||
 		{ ktap_fail_msg "pluto did not start"; return 1; }
-	whack left --name t --initiate --asynchronous > "$tmp/initiate" 2>&1
-	wait_established left 30 && wait_established right 10 ||
-		{ show_logs; pluto_down; ktap_fail_msg "no Child SA"; return 1; }
-	conn0=$(tcp_conns left | awk '{ print $3 }')
+	initiate 30 || { pluto_down; return 1; }
+	conn0=$(left_endpoint)
 	d0l=$(module_drops left) d0r=$(module_drops right)
 	o0l=$(stat_of left espintcp_stat EspOutFrames)
 	o0r=$(stat_of right espintcp_stat EspOutFrames)
@@ -338,7 +345,7 @@ test_rekey() {
 	traffic 4 $MB10 40 || rc=1
 	wait $pinger
 	sleep 1
-	conn1=$(tcp_conns left | awk '{ print $3 }')
+	conn1=$(left_endpoint)
 	child=$(grep -c 'initiator rekeyed Child SA' "$tmp/left/pluto.log")
 	ike=$(grep -c 'initiator rekeyed IKE SA' "$tmp/left/pluto.log")
 	lost=$(grep -o '[0-9]* received' "$tmp/ping.rekey" | awk '{ print 200 - $1 }')
@@ -364,7 +371,7 @@ test_rekey() {
 			{ show_drops; ktap_fail_msg "the module dropped ESP"; rc=1; }
 	fi
 	[ "$lost" -le 4 ] || { ktap_fail_msg "ping lost $lost"; rc=1; }
-	check_tunnel 4 || rc=1
+	check_tunnel || rc=1
 	check_no_eagain || rc=1
 	[ $rc = 0 ] || show_logs
 	pluto_down
@@ -380,11 +387,9 @@ test_reset() {
 	local rc=0 conn0 conn1 nosock0 i t0 t1
 
 	pluto_up 4 yes "ikelifetime=20s rekeymargin=5s rekeyfuzz=0%" || { ktap_fail_msg "pluto did not start"; return 1; }
-	whack left --name t --initiate --asynchronous > "$tmp/initiate" 2>&1
-	wait_established left 30 && wait_established right 10 ||
-		{ show_logs; pluto_down; ktap_fail_msg "no Child SA"; return 1; }
+	initiate 30 || { pluto_down; return 1; }
 	traffic 4 4096 || rc=1
-	conn0=$(tcp_conns left | awk '{ print $3 }')
+	conn0=$(left_endpoint)
 	nosock0=$(stat_of left espintcp_stat EspOutNoSocket)
 	in_left ss -K dst $R4 dport = 4500 > /dev/null
 	t0=$(date +%s)
@@ -405,12 +410,12 @@ test_reset() {
 		in_left ping -c 1 -W 1 -I $LC4 $RC4 > /dev/null && break
 	done
 	t1=$(date +%s)
-	conn1=$(tcp_conns left | awk '{ print $3 }')
+	conn1=$(left_endpoint)
 	ktap_diag "traffic back $((t1 - t0)) s after the reset; TCP $conn0 -> $conn1"
 	ktap_diag "left: $(grep -o 'initiate reauthentication.*\|initiating IKEv2 connection' "$tmp/left/pluto.log" | tail -n 1)"
 	[ -n "$conn1" ] && [ "$conn1" != "$conn0" ] ||
 		{ ktap_fail_msg "no new TCP connection"; rc=1; }
-	check_tunnel 4 || rc=1
+	check_tunnel || rc=1
 	[ $rc = 0 ] && { traffic 4 $MB10 || rc=1; }
 	[ $rc = 0 ] || show_logs
 	pluto_down
@@ -477,12 +482,10 @@ except ConnectionResetError:
 # 'ipsec stop' on both ends while the tunnel is up: pluto exits, the SAs
 # and the TCP connection go, and the module unloads (then loads again).
 test_stop_unload() {
-	local rc=0 i ns
+	local rc=0 ns
 
 	pluto_up 4 yes || { ktap_fail_msg "pluto did not start"; return 1; }
-	whack left --name t --initiate --asynchronous > "$tmp/initiate" 2>&1
-	wait_established left 30 && wait_established right 10 ||
-		{ show_logs; pluto_down; ktap_fail_msg "no Child SA"; return 1; }
+	initiate 30 || { pluto_down; return 1; }
 	traffic 4 $((1024 * 1024)) || rc=1
 	pluto_stop left || { ktap_fail_msg "left pluto did not exit"; rc=1; }
 	pluto_stop right || { ktap_fail_msg "right pluto did not exit"; rc=1; }
@@ -495,11 +498,7 @@ test_stop_unload() {
 	[ -z "$(tcp_conns left)$(tcp_conns right)" ] ||
 		{ ktap_fail_msg "TCP connections remain"; rc=1; }
 	[ -e /sys/module/espintcp/refcnt ] || return $rc	# built in
-	for i in $(seq 100); do
-		rmmod espintcp 2>/dev/null && break
-		sleep 0.1
-	done
-	[ ! -e /sys/module/espintcp ] ||
+	espintcp_rmmod ||
 		{ ktap_fail_msg "unload failed: refcnt $(cat /sys/module/espintcp/refcnt)"; rc=1; }
 	# Loaded again, for the tests that follow and the final unload.
 	[ -e /sys/module/espintcp ] || insmod "$ko" || rc=1
