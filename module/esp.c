@@ -16,8 +16,6 @@
  * (its source port, km_new_mapping) whatever the configuration.
  */
 
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
 #include <linux/module.h>
 #include <linux/kmod.h>
 #include <linux/scatterlist.h>
@@ -29,7 +27,6 @@
 #include <net/tcp.h>
 #include <net/xfrm.h>
 
-#include "compat.h"
 #include "espintcp.h"
 
 struct espintcp_esp {

@@ -6,8 +6,6 @@
  * TCP upper layer protocol.
  */
 
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
 #include <linux/module.h>
 
 #include "espintcp.h"

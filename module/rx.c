@@ -4,8 +4,6 @@
  * to XFRM, queue IKE messages for user space, drop keep-alives.
  */
 
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
 #include <linux/module.h>
 #include <linux/skbuff.h>
 #include <net/ip.h>
@@ -274,6 +272,23 @@ static int espintcp_wait_ike(struct sock *sk, struct espintcp_ctx *ctx,
 	return signal_pending(current) ? sock_intr_errno(*timeo) : 0;
 }
 
+/* Free an IKE message that recvmsg took off the queue (or drop the
+ * reference MSG_PEEK took).  The receive path charged it to the socket
+ * under the socket lock: uncharge it under the lock too, or the two
+ * updates of sk_forward_alloc race (upstream frees it unlocked).
+ */
+static void espintcp_free_ike(struct sock *sk, struct sk_buff *skb)
+{
+	bool slow;
+
+	if (!skb_unref(skb))
+		return;
+	slow = lock_sock_fast(sk);
+	skb_orphan(skb);
+	unlock_sock_fast(sk, slow);
+	__kfree_skb(skb);
+}
+
 int espintcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len,
 		     int flags, int *addr_len)
 {
@@ -322,7 +337,6 @@ int espintcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len,
 	if (!err && (flags & MSG_TRUNC))
 		copied = skb->len;
 
-	/* Uncharge under the socket lock, as the receive path charged. */
-	__skb_free_datagram_locked(sk, skb, 0);
+	espintcp_free_ike(sk, skb);
 	return err ? err : copied;
 }

@@ -4,8 +4,6 @@
  * /proc/net/espintcp_stat in the style of /proc/net/xfrm_stat.
  */
 
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
 #include <linux/module.h>
 #include <linux/percpu.h>
 #include <linux/proc_fs.h>

@@ -12,8 +12,6 @@
  * (set at attach).
  */
 
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
 #include <linux/module.h>
 #include <linux/sched/signal.h>
 #include <linux/uio.h>
@@ -228,7 +226,7 @@ void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb)
 	if (!sock_owned_by_user(sk)) {
 		espintcp_push_esp(sk, ctx, skb);
 	} else if (skb_queue_len(&ctx->out_queue) <
-		   READ_ONCE(netdev_max_backlog)) {
+		   espintcp_max_backlog()) {
 		/* Written from the release callback, in order. */
 		__skb_queue_tail(&ctx->out_queue, skb);
 	} else {

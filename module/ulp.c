@@ -10,8 +10,6 @@
  * them the module reference it took at attach).
  */
 
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <net/inet_common.h>
@@ -33,12 +31,6 @@ static struct espintcp_protos espintcp_v4, espintcp_v6;
 static DEFINE_MUTEX(espintcp_v6_mutex);
 
 static void espintcp_close(struct sock *sk, long timeout);
-
-static ssize_t espintcp_no_sendpage(struct socket *sock, struct page *page,
-				    int offset, size_t size, int flags)
-{
-	return -EOPNOTSUPP;
-}
 
 static ssize_t espintcp_no_splice_read(struct socket *sock, loff_t *ppos,
 				       struct pipe_inode_info *pipe,
@@ -73,15 +65,14 @@ static void espintcp_build_protos(struct espintcp_protos *p,
 	p->prot.sendmsg = espintcp_sendmsg;
 	p->prot.close = espintcp_close;
 	p->prot.release_cb = espintcp_release_cb;
-	/* Raw bytes written or read around the framing would corrupt the
-	 * stream for both ends.
-	 */
-	p->prot.sendpage = NULL;
 
 	p->ops = *ops;
 	p->ops.poll = espintcp_poll;
-	p->ops.sendpage = espintcp_no_sendpage;
+	/* Raw bytes written or read around the framing would corrupt the
+	 * stream for both ends.
+	 */
 	p->ops.splice_read = espintcp_no_splice_read;
+	espintcp_refuse_sendpage(&p->prot, &p->ops);
 
 	p->base_prot = prot;
 	p->base_ops = ops;
