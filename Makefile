@@ -4,43 +4,69 @@
 # CONFIG_INET_ESPINTCP.
 #
 #   make              build espintcp.ko for the Debian 6.1 kernel
-#   make check        install what is needed, run every test in the VM
+#   make check        install what is needed, run every test in the VM,
+#                     on each kernel of KVERS (default: 6.1 and trixie)
 #   make demo         install what is needed, show ESP-in-TCP in the VM
 #   make parity       the ULP tests against upstream espintcp (builds a
 #                     kernel from linux-source-6.1 once, ~12 minutes)
-#   make deps         install Debian packages, unpack the VM kernel
+#   make deps         install Debian packages, unpack the VM kernels,
+#                     make the Debian 13 root
 #   make install      modules_install + depmod for KVER
 #   make sparse       build with sparse (C=2)
 #
-# KVER selects the kernel (default: the ABI that linux-headers-amd64
-# points to, never the host's uname -r); KDIR overrides its build tree.
+# KVER selects the kernel: an ABI name (6.1.0-56-amd64) or a line (6.1,
+# bpo for bookworm-backports' 6.12, trixie for Debian 13's 6.12); the
+# default is the ABI that linux-headers-amd64 points to, never the
+# host's uname -r.  KDIR overrides its build tree.  Each kernel builds in
+# build/KVER/ (a tree of links to the sources), and the last module built
+# is copied to ./espintcp.ko.  KVERS lists the kernels 'make check' and
+# 'make deps' cover.
 
 ifeq ($(origin KVER),undefined)
+ifdef KDIR
+KVER := $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+else
 KVER := $(shell selftests/vm/kver 2>/dev/null)
+endif
 USER_KVER :=
 else
 USER_KVER := $(KVER)
+override KVER := $(shell selftests/vm/kver $(USER_KVER) 2>/dev/null)
 endif
-KDIR ?= /lib/modules/$(KVER)/build
+KVERS ?= 6.1 trixie
+B := $(CURDIR)/build/$(KVER)
 export ESPINTCP_CACHE ?= $(HOME)/.cache/espintcp
 
 MAKEFLAGS += --no-print-directory
-KMAKE = $(MAKE) -C $(KDIR)
+ifdef KDIR
+KMAKE = $(MAKE) -C $(KDIR) M=$(1)
+else
+KMAKE = selftests/vm/kmake $(KVER) $(1)
+endif
 
 .PHONY: all modules test-modules selftests tools sparse install clean deps \
-	check check-run demo demo-run parity parity-run kdir
+	check check-run demo demo-run parity parity-run kdir tree
 
 all: modules
 
 kdir:
-	@test -n "$(KVER)" || { echo "no kernel ABI: run 'make deps'" >&2; exit 1; }
-	@test -d "$(KDIR)" || { echo "$(KDIR) missing: run 'make deps'" >&2; exit 1; }
+	@test -n "$(KVER)" || { echo "no kernel ABI for '$(USER_KVER)': run 'make deps'" >&2; exit 1; }
 
-modules: kdir
-	$(KMAKE) M=$(CURDIR) modules
+# The build folder of a kernel: links to the sources, so that every
+# kernel keeps its own objects.
+tree: kdir
+	@mkdir -p $(B)/module $(B)/selftests/modules
+	@ln -sfr Kbuild -t $(B)
+	@ln -sfr module/*.[ch] -t $(B)/module
+	@ln -sfr selftests/modules/Kbuild selftests/modules/*.c \
+		-t $(B)/selftests/modules
 
-test-modules: kdir
-	$(KMAKE) M=$(CURDIR)/selftests/modules modules
+modules: tree
+	$(call KMAKE,$(B)) modules
+	@cp $(B)/espintcp.ko espintcp.ko
+
+test-modules: tree
+	$(call KMAKE,$(B)/selftests/modules) modules
 
 tools:
 	$(MAKE) -C tools
@@ -48,28 +74,33 @@ tools:
 selftests:
 	$(MAKE) -C selftests
 
-sparse: kdir
-	$(KMAKE) M=$(CURDIR) C=2 modules
+sparse: tree
+	$(call KMAKE,$(B)) C=2 modules
 
 install: modules
-	$(KMAKE) M=$(CURDIR) modules_install
+	$(call KMAKE,$(B)) modules_install
 	depmod -a $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KVER)
 
 clean:
-	-$(KMAKE) M=$(CURDIR) clean
-	-$(KMAKE) M=$(CURDIR)/selftests/modules clean
+	rm -rf build espintcp.ko
 	$(MAKE) -C selftests clean
+	$(MAKE) -C tools clean
 
 deps:
-	selftests/vm/deps $(USER_KVER)
+	selftests/vm/deps $(or $(USER_KVER),$(KVERS))
 
 # The two entry points run 'deps' first, then start over so that KVER is
 # resolved from what 'deps' installed.
-check: deps
+check:
+	selftests/vm/deps $(KVERS)
 	$(MAKE) check-run
 
-check-run: modules test-modules selftests tools
-	KVER=$(KVER) selftests/check
+# Every kernel of KVERS gets its modules, then one VM boot each.
+check-run: selftests tools
+	@for k in $(KVERS); do \
+		$(MAKE) KVER=$$k modules test-modules || exit 1; \
+	done
+	KVERS="$(KVERS)" selftests/check
 
 parity: deps
 	$(MAKE) parity-run
@@ -77,7 +108,8 @@ parity: deps
 parity-run: selftests
 	selftests/check --parity
 
-demo: deps
+demo:
+	selftests/vm/deps $(or $(USER_KVER),6.1)
 	$(MAKE) demo-run
 
 demo-run: modules tools

@@ -22,7 +22,7 @@ cd "$(dirname "$0")" || exit 1
 . lib/ktap.sh
 
 top=$(cd .. && pwd)
-ko=${ESPINTCP_KO:-$top/espintcp.ko}
+ko=${ESPINTCP_KO:-$top/build/$(uname -r)/espintcp.ko}
 xfer=$top/selftests/lib/xfer.py
 lsw=/usr/libexec/ipsec
 tmp=$(mktemp -d)

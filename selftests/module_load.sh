@@ -9,8 +9,8 @@ cd "$(dirname "$0")" || exit 1
 . lib/ktap.sh
 
 top=$(cd .. && pwd)
-ko=${ESPINTCP_KO:-$top/espintcp.ko}
-squat=$top/selftests/modules/espintcp_test_squat.ko
+ko=${ESPINTCP_KO:-$top/build/$(uname -r)/espintcp.ko}
+squat=$top/build/$(uname -r)/selftests/modules/espintcp_test_squat.ko
 
 ulp_available() {
 	grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp

@@ -16,7 +16,7 @@ cd "$(dirname "$0")" || exit 1
 . lib/ktap.sh
 
 top=$(cd .. && pwd)
-ko=${ESPINTCP_KO:-$top/espintcp.ko}
+ko=${ESPINTCP_KO:-$top/build/$(uname -r)/espintcp.ko}
 conn=$top/tools/espintcp-conn
 xfer=$top/selftests/lib/xfer.py
 tmp=$(mktemp -d)

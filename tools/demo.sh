@@ -34,7 +34,7 @@ grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp ||
 	echo "(no espintcp ULP: IKE daemons get ENOENT from TCP_ULP)"
 
 step "Load espintcp.ko"
-show insmod espintcp.ko || exit 1
+show insmod "build/$(uname -r)/espintcp.ko" || exit 1
 show cat /proc/sys/net/ipv4/tcp_available_ulp
 
 step "Two namespaces, 'left' ($L) and 'right' ($R), joined by veth"

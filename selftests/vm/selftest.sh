@@ -31,7 +31,7 @@ test_false() {
 
 test_warn() {
 	local err
-	err=$($run -k "$kver" -- insmod selftests/modules/espintcp_test_warn.ko 2>&1 >/dev/null) &&
+	err=$($run -k "$kver" -- insmod "build/$kver/selftests/modules/espintcp_test_warn.ko" 2>&1 >/dev/null) &&
 		ktap_fail_msg "a run with a kernel WARNING came back as success"
 	grep -q 'deliberate warning from the espintcp selftests' <<<"$err" ||
 		ktap_fail_msg "the guest kernel log with the WARNING was not printed"
