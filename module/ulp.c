@@ -184,8 +184,18 @@ static void espintcp_close(struct sock *sk, long timeout)
 	if (sk->sk_socket)
 		WRITE_ONCE(sk->sk_socket->ops, ctx->orig_ops);
 
-	/* Waits out a receive in progress (it holds the socket lock) and
-	 * strparser's work; afterwards none of our code runs for @sk.
+	/* TCP calls data_ready and write_space from softirq under the
+	 * socket spinlock, without sk_callback_lock: a softirq on another
+	 * CPU may have read our callbacks just before we put TCP's back,
+	 * and could queue tx_work or abort_work after the cancels below
+	 * (upstream's CVE-2026-23239).  Owning the socket once waits it
+	 * out; any later softirq sees TCP's callbacks.
+	 */
+	lock_sock(sk);
+	release_sock(sk);
+
+	/* Waits out strparser's work; afterwards none of our code runs
+	 * for @sk.
 	 */
 	strp_done(&ctx->strp);
 	cancel_work_sync(&ctx->tx_work);
