@@ -345,6 +345,52 @@ test_async() {
 # the frame's pages are the file's page cache.  Right has an SA for the
 # SPI; the frame's ciphertext is junk, so authentication fails
 # (XfrmInStateProtoError), but only after decryption ran.
+# Every ESP packet the module drops is freed.  The peer stops taking
+# TCP (nftables drops it on right), so left's stream fills and ESP is
+# dropped as EspOutBusy while a flood of UDP goes into the tunnel; then
+# both connections are killed with frames pending, the SAs flushed.  A
+# leaked packet would hold its SA, and the SA the module: the module
+# must unload.  ASYNC=1 encrypts through pcrypt, where upstream leaked
+# such packets (CVE-2025-38057, CVE-2026-31518).
+test_drops_freed() {
+	local async=$1 rc=0 busy0 busy
+	local flood='import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+for i in range(int(sys.argv[2])):
+    try: s.sendto(bytes(1200),(sys.argv[1],9))
+    except OSError: pass'
+
+	if [ "$async" = 1 ]; then
+		modprobe -q crypto_user && modprobe -q pcrypt ||
+			ktap_skip_msg "no crypto_user or pcrypt" || return
+		[ -n "$(pcrypt_driver)" ] ||
+			python3 lib/crypto_alg.py add "pcrypt(seqiv(rfc4106(gcm(aes))))"
+		[ -n "$(pcrypt_driver)" ] ||
+			{ ktap_fail_msg "no async pcrypt instance"; return 1; }
+	fi
+	open_conn 4 && tunnel_up 4 tunnel "${ALGOS[0]#*|}" espintcp ||
+		{ ktap_fail_msg "setup"; return 1; }
+	traffic 4 4096 || rc=1
+	busy0=$(stat_of left espintcp_stat EspOutBusy)
+	in_right nft add table inet blackhole
+	in_right nft add chain inet blackhole input \
+		'{ type filter hook input priority 0; }'
+	in_right nft add rule inet blackhole input tcp dport 4500 drop
+	in_left python3 -c "$flood" $R4 20000
+	busy=$(($(stat_of left espintcp_stat EspOutBusy) - busy0))
+	ktap_diag "ESP dropped with the stream full: $busy"
+	[ "$busy" -gt 0 ] || { ktap_fail_msg "EspOutBusy did not count"; rc=1; }
+	in_left ss -K dport = 4500 > /dev/null
+	in_right ss -K sport = 4500 > /dev/null
+	close_conn
+	flush_xfrm
+	in_right nft delete table inet blackhole
+	espintcp_rmmod ||
+		{ ktap_fail_msg "not unloadable: refcnt $(cat /sys/module/espintcp/refcnt)"; rc=1; }
+	[ -e /sys/module/espintcp ] || insmod "$ko" || rc=1
+	return $rc
+}
+
 test_spliced_file() {
 	local rc=0 before f=$tmp/frame.bin
 	local send='import os,socket,sys
@@ -457,6 +503,8 @@ tests+=(
 	"esp_in_udp_alongside|test_udp"
 	"reconnect_mapping_event|test_reconnect"
 	"delete_sas_while_flowing|test_delete_while_flowing"
+	"dropped_esp_freed|test_drops_freed 0"
+	"dropped_esp_freed.async|test_drops_freed 1"
 	"unload_refused_while_tcp_sa|test_unload"
 )
 espintcp_shell_main xfrm_tcp netns_setup tests "${1:-}"
