@@ -62,12 +62,11 @@ struct espintcp_mib_counters {
 };
 
 /* A frame that TCP has taken only part of.  There is at most one per
- * socket, and nothing else may enter the stream until it is gone.  An
- * IKE message lives in @buf, an ESP packet in @skb (the frame starts
- * @off bytes into it).
+ * socket, and nothing else may enter the stream until it is gone.  The
+ * frame is @len bytes of @skb from @off: an ESP packet from XFRM, or an
+ * IKE message user space sent, copied into page fragments.
  */
 struct espintcp_pending {
-	u8 *buf;
 	struct sk_buff *skb;
 	unsigned int off;
 	unsigned int len;

@@ -14,7 +14,6 @@
 
 #include <linux/module.h>
 #include <linux/sched/signal.h>
-#include <linux/uio.h>
 #include <net/sock.h>
 #include <net/tcp.h>
 #include <net/xfrm.h>
@@ -23,29 +22,54 @@
 
 void espintcp_tx_free(struct espintcp_ctx *ctx)
 {
-	kvfree(ctx->pending.buf);
 	kfree_skb(ctx->pending.skb);
 	memset(&ctx->pending, 0, sizeof(ctx->pending));
 }
 
 static bool espintcp_pending(const struct espintcp_ctx *ctx)
 {
-	return ctx->pending.buf || ctx->pending.skb;
+	return ctx->pending.skb;
 }
 
-/* Hand TCP what it takes of the pending frame, without waiting. */
+/* An IKE frame lives in page fragments only: TCP gets the rest of it in
+ * one call, so that it leaves in as few segments as TCP makes of it
+ * (one call per page would send the first piece alone and let Nagle
+ * hold the rest for an ACK).
+ */
+static int espintcp_push_frags(struct sock *sk, struct espintcp_pending *p)
+{
+	const struct skb_shared_info *shi = skb_shinfo(p->skb);
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT | ESPINTCP_MSG_SPLICE,
+	};
+	struct bio_vec bvec[MAX_SKB_FRAGS];
+	unsigned int off = p->off, n = 0, i;
+
+	for (i = 0; i < shi->nr_frags; i++) {
+		const skb_frag_t *f = &shi->frags[i];
+		unsigned int size = skb_frag_size(f);
+
+		if (off >= size) {
+			off -= size;
+			continue;
+		}
+		bvec_set_page(&bvec[n++], skb_frag_page(f), size - off,
+			      skb_frag_off(f) + off);
+		off = 0;
+	}
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvec, n, p->len);
+	return tcp_sendmsg_locked(sk, &msg, p->len);
+}
+
+/* Hand TCP what it takes of the pending frame, without waiting.  An ESP
+ * frame goes the way the kernel sends an skb: TCP copies its linear
+ * part and takes its page fragments by reference.
+ */
 static int espintcp_push_some(struct sock *sk, struct espintcp_pending *p)
 {
-	struct kvec iov;
-	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
-
-	if (p->skb)
-		return skb_send_sock_locked(sk, p->skb, p->off, p->len);
-
-	iov.iov_base = p->buf + p->off;
-	iov.iov_len = p->len;
-	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, iov.iov_len);
-	return tcp_sendmsg_locked(sk, &msg, iov.iov_len);
+	if (!skb_headlen(p->skb))
+		return espintcp_push_frags(sk, p);
+	return skb_send_sock_locked(sk, p->skb, p->off, p->len);
 }
 
 /* Push what TCP will take of the pending frame without waiting.
@@ -68,7 +92,9 @@ static int espintcp_push_pending(struct sock *sk, struct espintcp_ctx *ctx)
 		p->off += ret;
 		p->len -= ret;
 	}
-	espintcp_tx_free(ctx);
+	consume_skb(p->skb);
+	p->skb = NULL;
+	p->off = 0;
 	return 0;
 }
 
@@ -106,7 +132,8 @@ int espintcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 	struct espintcp_ctx *ctx = espintcp_ctx(sk);
 	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
 	struct espintcp_pending *p;
-	u8 *buf;
+	struct sk_buff *skb;
+	__be16 hdr;
 	int err;
 
 	/* The upstream ABI: one message per call, no flags but
@@ -119,27 +146,34 @@ int espintcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 	if (msg->msg_controllen)
 		return -EOPNOTSUPP;
 
-	buf = kvmalloc(ESPINTCP_HDR_LEN + size, GFP_KERNEL);
-	if (!buf)
+	/* The whole frame in order-0 pages, which TCP can take without
+	 * copying them again.
+	 */
+	skb = alloc_skb_with_frags(0, ESPINTCP_HDR_LEN + size, 0, &err,
+				   GFP_KERNEL);
+	if (!skb)
 		return -ENOBUFS;
-	put_unaligned_be16(ESPINTCP_HDR_LEN + size, buf);
-	if (!copy_from_iter_full(buf + ESPINTCP_HDR_LEN, size,
-				 &msg->msg_iter)) {
-		kvfree(buf);
+	skb->data_len = ESPINTCP_HDR_LEN + size;
+	skb->len = skb->data_len;
+	hdr = htons(skb->len);
+	if (skb_store_bits(skb, 0, &hdr, sizeof(hdr)) ||
+	    skb_copy_datagram_from_iter(skb, ESPINTCP_HDR_LEN,
+					&msg->msg_iter, size)) {
+		kfree_skb(skb);
 		return -EFAULT;
 	}
 
 	lock_sock(sk);
 	err = espintcp_wait_writable(sk, ctx, &timeo);
 	if (err) {
-		kvfree(buf);
+		kfree_skb(skb);
 		goto out;
 	}
 
 	p = &ctx->pending;
-	p->buf = buf;
+	p->skb = skb;
 	p->off = 0;
-	p->len = ESPINTCP_HDR_LEN + size;
+	p->len = skb->len;
 	espintcp_count(ctx, ESPINTCP_MIB_IKE_OUT, 1);
 	espintcp_count(ctx, ESPINTCP_MIB_IKE_OUT_BYTES, size);
 
@@ -170,7 +204,7 @@ void espintcp_write_space(struct sock *sk)
 {
 	struct espintcp_ctx *ctx = espintcp_ctx(sk);
 
-	if (READ_ONCE(ctx->pending.buf) || READ_ONCE(ctx->pending.skb))
+	if (READ_ONCE(ctx->pending.skb))
 		schedule_work(&ctx->tx_work);
 	ctx->saved_write_space(sk);
 }

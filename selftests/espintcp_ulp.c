@@ -176,6 +176,44 @@ TEST_F(raw, ike_send_framing)
 	EXPECT_EQ(memcmp(wire + 2, msg, sizeof(msg)), 0);
 }
 
+/* TCP_INFO as the kernel has it since 4.2; glibc's struct stops at
+ * tcpi_total_retrans.
+ */
+struct tcp_info_segs {
+	struct tcp_info glibc;
+	uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+	uint32_t segs_out, segs_in;
+};
+
+static unsigned int segs_out(int fd)
+{
+	struct tcp_info_segs ti = { 0 };
+	socklen_t len = sizeof(ti);
+
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len);
+	return ti.segs_out;
+}
+
+/* A small IKE message leaves as one TCP segment, length field included
+ * (the ULP side keeps Nagle on, as IKE daemons do): sent in two pieces,
+ * the first would go alone and Nagle would hold the rest until the
+ * peer's delayed ACK.
+ */
+TEST_F(raw, ike_send_one_segment)
+{
+	uint8_t msg[200], wire[202];
+	unsigned int before;
+	int i;
+
+	espintcp_ike_fill(msg, sizeof(msg), 4);
+	for (i = 0; i < 10; i++) {
+		before = segs_out(self->u);
+		ASSERT_EQ(send(self->u, msg, sizeof(msg), 0), sizeof(msg));
+		ASSERT_EQ(espintcp_read_all(self->r, wire, sizeof(wire)), sizeof(wire));
+		EXPECT_EQ(segs_out(self->u) - before, 1) TH_LOG("message %d", i);
+	}
+}
+
 static const size_t edge_sizes[] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 128, 255,
 	256, 257, 511, 512, 1023, 1024, 1025, 1399, 1400, 1500, 2047, 2048,
