@@ -102,7 +102,8 @@ check-run: selftests tools
 	done
 	KVERS="$(KVERS)" selftests/check
 
-parity: deps
+parity:
+	selftests/vm/deps 6.1
 	$(MAKE) parity-run
 
 parity-run: selftests
