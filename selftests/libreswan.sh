@@ -171,9 +171,25 @@ initiate() {	# SECONDS
 	ktap_fail_msg "no Child SA"
 }
 
-# Right's end of the TCP connection with left: "LOCAL PEER" (ADDR:PORT).
-right_endpoints() {
-	tcp_conns right | awk '{ print $3, $4 }'
+# An end's view of the TCP connection: "LOCAL PEER" (ADDR:PORT).
+endpoints() {	# NS
+	tcp_conns "$1" | awk '{ print $3, $4 }'
+}
+
+# After the connection was lost at T0 (left's end was CONN0): ping until
+# the tunnel carries traffic again, for up to SECONDS, then report how
+# long it took and check that it came back over a new TCP connection.
+wait_reconnect() {	# SECONDS T0 CONN0 WHAT
+	local i t1 conn1
+
+	for i in $(seq "$1"); do
+		in_left ping -c 1 -W 1 -I $LC4 $RC4 > /dev/null && break
+	done
+	t1=$(date +%s)
+	conn1=$(left_endpoint)
+	ktap_diag "traffic back $((t1 - $2)) s after $4; left: TCP $3 -> $conn1"
+	[ -n "$conn1" ] && [ "$conn1" != "$3" ] ||
+		ktap_fail_msg "no new TCP connection"
 }
 
 # Left's end of its TCP connection to right, ADDR:PORT.
@@ -401,7 +417,7 @@ test_rekey() {
 # SA expires (ikelifetime=20s) it re-authenticates over a new TCP
 # connection, and traffic resumes.
 test_reset() {
-	local rc=0 conn0 conn1 nosock0 i t0 t1
+	local rc=0 conn0 nosock0 i t0
 
 	pluto_up 4 yes "ikelifetime=20s rekeymargin=5s rekeyfuzz=0%" || { ktap_fail_msg "pluto did not start"; return 1; }
 	initiate 30 || { pluto_down; return 1; }
@@ -423,15 +439,8 @@ test_reset() {
 	! have_stats ||
 		[ "$(stat_of left espintcp_stat EspOutNoSocket)" -gt "$nosock0" ] ||
 		{ ktap_fail_msg "EspOutNoSocket did not count"; rc=1; }
-	for i in $(seq 60); do
-		in_left ping -c 1 -W 1 -I $LC4 $RC4 > /dev/null && break
-	done
-	t1=$(date +%s)
-	conn1=$(left_endpoint)
-	ktap_diag "traffic back $((t1 - t0)) s after the reset; TCP $conn0 -> $conn1"
+	wait_reconnect 60 "$t0" "$conn0" "the reset" || rc=1
 	ktap_diag "left: $(grep -o 'initiate reauthentication.*\|initiating IKEv2 connection' "$tmp/left/pluto.log" | tail -n 1)"
-	[ -n "$conn1" ] && [ "$conn1" != "$conn0" ] ||
-		{ ktap_fail_msg "no new TCP connection"; rc=1; }
 	check_tunnel || rc=1
 	[ $rc = 0 ] && { traffic 4 $MB10 || rc=1; }
 	[ $rc = 0 ] || show_logs
@@ -501,7 +510,7 @@ nat_setup() {
 }
 
 test_nat() {
-	local rc=0 l r i t0 t1 udp conn0 conn1
+	local rc=0 l r t0 udp conn0
 
 	command -v conntrack > /dev/null ||
 		ktap_skip_msg "conntrack (Debian package conntrack) is not installed" ||
@@ -522,8 +531,8 @@ for p in (500,4500,53): s.sendto(b"x",(sys.argv[1],p))' $R4
 		check_tunnel || rc=1
 		# One connection, two views: left 10.9.0.2:P -> 198.51.100.2:4500,
 		# right 198.51.100.2:4500 <- 198.51.100.1:Q, Q != P.
-		l=$(tcp_conns left | awk '{ print $3, $4 }')
-		r=$(right_endpoints)
+		l=$(endpoints left)
+		r=$(endpoints right)
 		ktap_diag "left sees $l; right sees $r"
 		[[ $l == "$NL4:"*" $R4:4500" && $r == "$R4:4500 $L4:"* ]] &&
 			[ "${l%% *}" != "$NL4:${r##*:}" ] ||
@@ -536,16 +545,10 @@ for p in (500,4500,53): s.sendto(b"x",(sys.argv[1],p))' $R4
 		conn0=$(left_endpoint)
 		ip netns exec nat conntrack -F 2> /dev/null
 		t0=$(date +%s)
-		for i in $(seq 90); do
-			in_left ping -c 1 -W 1 -I $LC4 $RC4 > /dev/null && break
-		done
-		t1=$(date +%s)
-		conn1=$(left_endpoint)
-		ktap_diag "traffic back $((t1 - t0)) s after the NAT forgot the connection; left: TCP $conn0 -> $conn1"
-		[ -n "$conn1" ] && [ "$conn1" != "$conn0" ] ||
-			{ ktap_fail_msg "no new TCP connection"; rc=1; }
+		wait_reconnect 90 "$t0" "$conn0" "the NAT forgot the connection" ||
+			rc=1
 		[ $rc = 0 ] && { check_tunnel || rc=1; }
-		[ $rc = 0 ] && sa_ports_match "$(tcp_conns left | awk '{ print $3, $4 }')" "$(right_endpoints)" || rc=1
+		[ $rc = 0 ] && { sa_ports_match "$(endpoints left)" "$(endpoints right)" || rc=1; }
 		[ $rc = 0 ] && { traffic 4 $((1024 * 1024)) || rc=1; }
 	fi
 	[ $rc = 0 ] || show_logs
