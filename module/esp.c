@@ -17,7 +17,6 @@
  */
 
 #include <linux/module.h>
-#include <linux/kmod.h>
 #include <linux/scatterlist.h>
 #include <crypto/aead.h>
 #include <net/esp.h>
@@ -34,6 +33,7 @@ struct espintcp_esp {
 	const char *module;
 	const struct xfrm_type *orig;	/* the kernel's ESP, referenced */
 	struct xfrm_type type;		/* ours, registered in its place */
+	bool swapped;			/* ours is the registered one */
 };
 
 static struct espintcp_esp espintcp_esp4 = {
@@ -315,14 +315,14 @@ static int espintcp_esp_output(struct xfrm_state *x, struct sk_buff *skb)
 	return espintcp_esp_output_tcp(x, skb);
 }
 
-static int espintcp_esp_install(struct espintcp_esp *e)
+/* Take a reference to the kernel's ESP type for @e's family.  We never
+ * load esp4 or esp6 ourselves: module init must not wait on user space
+ * (MODULE_SOFTDEP has modprobe load them first).
+ */
+static bool espintcp_esp_find(struct espintcp_esp *e)
 {
 	struct xfrm_state_afinfo *afinfo;
 	const struct xfrm_type *orig;
-	int err;
-
-	/* Built in, or already loaded, is fine too. */
-	request_module("%s", e->module);
 
 	rcu_read_lock();
 	afinfo = xfrm_state_afinfo_get_rcu(e->family);
@@ -330,58 +330,85 @@ static int espintcp_esp_install(struct espintcp_esp *e)
 	if (orig && !try_module_get(orig->owner))
 		orig = NULL;
 	rcu_read_unlock();
-	if (!orig) {
-		pr_err("no ESP for %s (module %s): ESP-in-TCP SAs unavailable\n",
-		       e->family == AF_INET ? "IPv4" : "IPv6", e->module);
-		return -ENOENT;
-	}
 
 	e->orig = orig;
-	e->type = *orig;
+	return orig;
+}
+
+static void espintcp_esp_put(struct espintcp_esp *e)
+{
+	if (e->orig)
+		module_put(e->orig->owner);
+	e->orig = NULL;
+}
+
+/* Put our type in the place of the kernel's.  Called once nothing can
+ * fail any more: from here on an SA may hold our module.  The swap
+ * itself fails only if somebody else registered an ESP type in the
+ * instant between the two calls (the kernel's cannot go away, we hold
+ * its module); then the family simply has no ESP-in-TCP.
+ */
+static void espintcp_esp_swap(struct espintcp_esp *e)
+{
+	if (!e->orig)
+		return;
+
+	e->type = *e->orig;
 	e->type.owner = THIS_MODULE;
 	e->type.init_state = espintcp_esp_init_state;
 	e->type.output = espintcp_esp_output;
 
-	xfrm_unregister_type(orig, e->family);
-	err = xfrm_register_type(&e->type, e->family);
-	if (err) {
-		xfrm_register_type(orig, e->family);
-		module_put(orig->owner);
-		e->orig = NULL;
-	}
-	return err;
-}
-
-static void espintcp_esp_remove(struct espintcp_esp *e)
-{
-	if (!e->orig)
+	xfrm_unregister_type(e->orig, e->family);
+	if (!xfrm_register_type(&e->type, e->family)) {
+		e->swapped = true;
 		return;
-	/* Every SA that used our type is gone (each held the module). */
-	xfrm_unregister_type(&e->type, e->family);
-	if (xfrm_register_type(e->orig, e->family))
-		pr_err("could not give %s back its ESP type\n", e->module);
-	module_put(e->orig->owner);
-	e->orig = NULL;
+	}
+	pr_err("%s: ESP type taken while we replaced it: no ESP-in-TCP SAs for it\n",
+	       e->module);
+	espintcp_esp_put(e);
 }
 
+static void espintcp_esp_restore(struct espintcp_esp *e)
+{
+	if (e->swapped) {
+		/* Every SA that used our type is gone (each held the
+		 * module).
+		 */
+		xfrm_unregister_type(&e->type, e->family);
+		if (xfrm_register_type(e->orig, e->family))
+			pr_err("could not give %s back its ESP type\n",
+			       e->module);
+		e->swapped = false;
+	}
+	espintcp_esp_put(e);
+}
+
+/* Before anything is published: the kernel's ESP types.  IPv4's is
+ * required; IPv6's is optional (ipv6.disable=1, esp6 blacklisted).
+ */
 int espintcp_esp_init(void)
 {
-	int err;
-
 	BUILD_BUG_ON(sizeof(struct espintcp_esp_cb) >
 		     sizeof_field(struct sk_buff, cb));
 
-	err = espintcp_esp_install(&espintcp_esp4);
-	if (err)
-		return err;
-	err = espintcp_esp_install(&espintcp_esp6);
-	if (err)
-		espintcp_esp_remove(&espintcp_esp4);
-	return err;
+	if (!espintcp_esp_find(&espintcp_esp4)) {
+		pr_err("esp4 is not loaded: load espintcp with modprobe, which loads esp4 first, or modprobe esp4\n");
+		return -ENOPROTOOPT;
+	}
+	if (!espintcp_esp_find(&espintcp_esp6))
+		pr_info("no ESP for IPv6 (esp6 not loaded, or IPv6 disabled): ESP-in-TCP over IPv4 only\n");
+	return 0;
+}
+
+/* After the ULP is registered: cannot fail. */
+void espintcp_esp_publish(void)
+{
+	espintcp_esp_swap(&espintcp_esp4);
+	espintcp_esp_swap(&espintcp_esp6);
 }
 
 void espintcp_esp_exit(void)
 {
-	espintcp_esp_remove(&espintcp_esp6);
-	espintcp_esp_remove(&espintcp_esp4);
+	espintcp_esp_restore(&espintcp_esp6);
+	espintcp_esp_restore(&espintcp_esp4);
 }

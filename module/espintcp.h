@@ -149,6 +149,7 @@ void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb);
 
 /* esp.c */
 int espintcp_esp_init(void);
+void espintcp_esp_publish(void);
 void espintcp_esp_exit(void);
 
 #endif /* _ESPINTCP_H */

@@ -10,6 +10,11 @@
 
 #include "espintcp.h"
 
+/* Every step that can fail comes before the first that publishes: once
+ * the ULP is registered, a socket (and once the ESP types are swapped,
+ * an SA) may hold a reference to this module, and a failed init would
+ * free the module under it.
+ */
 static int __init espintcp_module_init(void)
 {
 	int err;
@@ -18,21 +23,22 @@ static int __init espintcp_module_init(void)
 	if (err)
 		return err;
 
+	err = espintcp_esp_init();
+	if (err)
+		goto err_stats;
+
 	err = espintcp_ulp_register();
 	if (err == -EEXIST)
 		pr_err("the \"%s\" TCP ULP is already registered (kernel built with CONFIG_INET_ESPINTCP?): not loading\n",
 		       ESPINTCP_ULP_NAME);
 	if (err)
-		goto err_stats;
+		goto err_esp;
 
-	err = espintcp_esp_init();
-	if (err)
-		goto err_ulp;
-
+	espintcp_esp_publish();
 	return 0;
 
-err_ulp:
-	espintcp_ulp_unregister();
+err_esp:
+	espintcp_esp_exit();
 err_stats:
 	espintcp_stats_exit();
 	return err;
@@ -51,3 +57,5 @@ module_exit(espintcp_module_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("ESP-in-TCP encapsulation (RFC 8229/9329) as a TCP ULP");
 MODULE_ALIAS_TCP_ULP(ESPINTCP_ULP_NAME);
+/* The ESP types we stand in for; esp6 is optional. */
+MODULE_SOFTDEP("pre: esp4 esp6");

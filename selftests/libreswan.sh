@@ -648,7 +648,7 @@ test_stop_unload() {
 	espintcp_rmmod ||
 		{ ktap_fail_msg "unload failed: refcnt $(cat /sys/module/espintcp/refcnt)"; rc=1; }
 	# Loaded again, for the tests that follow and the final unload.
-	[ -e /sys/module/espintcp ] || insmod "$ko" || rc=1
+	[ -e /sys/module/espintcp ] || espintcp_insmod "$ko" || rc=1
 	return $rc
 }
 

@@ -7,6 +7,7 @@
 
 cd "$(dirname "$0")" || exit 1
 . lib/ktap.sh
+. lib/module.sh
 
 top=$(cd .. && pwd)
 ko=${ESPINTCP_KO:-$top/build/$(uname -r)/espintcp.ko}
@@ -20,20 +21,11 @@ loaded() {
 	[ -e /sys/module/espintcp/refcnt ]
 }
 
-# rmmod, retrying while closed sockets are still being torn down.
-unload() {
-	local i
-	for i in $(seq 50); do
-		rmmod espintcp 2>/dev/null && return 0
-		sleep 0.1
-	done
-	rmmod espintcp
-}
 
 test_cycles() {
 	local i
 	for i in $(seq 100); do
-		insmod "$ko" || ktap_fail_msg "insmod #$i failed" || return
+		espintcp_insmod "$ko" || ktap_fail_msg "insmod #$i failed" || return
 		ulp_available ||
 			ktap_fail_msg "ULP not registered after load #$i" || return
 		rmmod espintcp || ktap_fail_msg "rmmod #$i failed" || return
@@ -47,7 +39,7 @@ test_cycles() {
 test_busy() {
 	local family=$1 line out rc=0
 
-	insmod "$ko" || ktap_fail_msg "insmod failed" || return
+	espintcp_insmod "$ko" || ktap_fail_msg "insmod failed" || return
 	coproc HOLD { exec ./ulp_hold "$family"; }
 	if ! read -r -t 10 line <&"${HOLD[0]}" || [ "$line" != ready ]; then
 		ktap_fail_msg "helper did not attach the ULP"
@@ -64,17 +56,19 @@ test_busy() {
 	fi
 	kill "$HOLD_PID" 2>/dev/null
 	wait "$HOLD_PID" 2>/dev/null
-	unload || ktap_fail_msg "rmmod failed after the sockets closed" ||
+	espintcp_rmmod || ktap_fail_msg "rmmod failed after the sockets closed" ||
 		return
 	return $rc
 }
 
 test_name_taken() {
-	local before after msgs rc=0
+	local before after msgs esp4 rc=0
 
+	modprobe -q esp4
+	esp4=$(cat /sys/module/esp4/refcnt)
 	insmod "$squat" || ktap_fail_msg "cannot load the squatter" || return
 	before=$(dmesg | wc -l)
-	if insmod "$ko" 2>/dev/null; then
+	if espintcp_insmod "$ko" 2>/dev/null; then
 		ktap_fail_msg "espintcp.ko loaded although the ULP name is taken"
 		rmmod espintcp
 		rc=1
@@ -89,7 +83,55 @@ test_name_taken() {
 		ktap_fail_msg "log line does not say why: $after"
 		rc=1
 	fi
+	# The failed load gave back what it took.
+	[ "$(cat /sys/module/esp4/refcnt)" = "$esp4" ] ||
+		{ ktap_fail_msg "esp4 refcnt $esp4 before, $(cat /sys/module/esp4/refcnt) after"; rc=1; }
 	rmmod espintcp_test_squat || rc=1
+	return $rc
+}
+
+# Module init waits on nobody: it never asks user space for esp6
+# (MODULE_SOFTDEP has modprobe load it first), so no socket can take the
+# module while init sleeps and then fail.  Without esp6 the module loads
+# for IPv4.  An "install esp6" rule that would take 5 s and fail shows
+# whether init ran it.
+test_no_esp6() {
+	local mark=/run/espintcp-esp6-requested before after rc=0
+
+	modprobe -q esp4
+	if [ -e /sys/module/esp6/refcnt ] && ! rmmod esp6 2>/dev/null; then
+		ktap_skip_msg "esp6 is loaded and in use"
+		return
+	fi
+	[ -e /sys/module/esp6 ] &&
+		{ ktap_skip_msg "esp6 is built in"; return; }
+	rm -f "$mark"
+	mount -t tmpfs espintcp-test /etc/modprobe.d || return 1
+	echo "install esp6 /bin/sh -c 'touch $mark; sleep 5; exit 1'" \
+		> /etc/modprobe.d/esp6.conf
+
+	before=$(dmesg | wc -l)
+	if ! insmod "$ko"; then
+		ktap_fail_msg "espintcp did not load without esp6"
+		rc=1
+	fi
+	after=$(dmesg | tail -n +"$((before + 1))")
+	umount /etc/modprobe.d
+	[ ! -e "$mark" ] ||
+		{ ktap_fail_msg "module init asked user space for esp6"; rc=1; }
+	grep -q 'espintcp: no ESP for IPv6.*IPv4 only' <<<"$after" ||
+		{ ktap_fail_msg "the log does not say IPv6 is unavailable: $after"; rc=1; }
+	loaded || return 1
+
+	# IPv4 works: the ULP, and an SA with TCP encapsulation.
+	./ulp_hold 4 </dev/null | grep -q ready ||
+		{ ktap_fail_msg "cannot attach the ULP over IPv4"; rc=1; }
+	ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 \
+		mode tunnel aead 'rfc4106(gcm(aes))' 0x$(printf '%040d' 1) 128 \
+		encap espintcp 4500 4500 0.0.0.0 ||
+		{ ktap_fail_msg "IPv4 espintcp SA refused"; rc=1; }
+	ip xfrm state flush
+	espintcp_rmmod || rc=1
 	return $rc
 }
 
@@ -99,12 +141,13 @@ if ulp_available && ! loaded; then
 	ktap_finish
 fi
 if loaded; then
-	unload || { echo "Bail out! espintcp is loaded and busy"; exit 1; }
+	espintcp_rmmod || { echo "Bail out! espintcp is loaded and busy"; exit 1; }
 fi
 
-ktap_plan 4
+ktap_plan 5
 ktap_run load_unload_100 test_cycles
 ktap_run busy_while_attached_ipv4 test_busy 4
 ktap_run busy_while_attached_ipv6 test_busy 6
 ktap_run refuse_when_name_taken test_name_taken
+ktap_run loads_without_esp6 test_no_esp6
 ktap_finish

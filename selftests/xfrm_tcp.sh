@@ -387,7 +387,7 @@ for i in range(int(sys.argv[2])):
 	in_right nft delete table inet blackhole
 	espintcp_rmmod ||
 		{ ktap_fail_msg "not unloadable: refcnt $(cat /sys/module/espintcp/refcnt)"; rc=1; }
-	[ -e /sys/module/espintcp ] || insmod "$ko" || rc=1
+	[ -e /sys/module/espintcp ] || espintcp_insmod "$ko" || rc=1
 	return $rc
 }
 
@@ -479,7 +479,7 @@ test_unload() {
 
 	# The kernel's own ESP is back: plain and UDP SAs still work.
 	test_plain 4 || rc=1
-	insmod "$ko" || rc=1
+	espintcp_insmod "$ko" || rc=1
 	return $rc
 }
 

@@ -34,6 +34,8 @@ grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp ||
 	echo "(no espintcp ULP: IKE daemons get ENOENT from TCP_ULP)"
 
 step "Load espintcp.ko"
+# What modprobe does for an installed module (its MODULE_SOFTDEP).
+show modprobe -a esp4 esp6 || exit 1
 show insmod "build/$(uname -r)/espintcp.ko" || exit 1
 show cat /proc/sys/net/ipv4/tcp_available_ulp
 

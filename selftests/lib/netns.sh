@@ -5,6 +5,8 @@
 # Source it after setting $tmp (a scratch directory) and $xfer (the path
 # of lib/xfer.py).
 
+. "$(dirname "${BASH_SOURCE[0]}")/module.sh"
+
 L4=198.51.100.1 R4=198.51.100.2
 L6=2001:db8::1 R6=2001:db8::2
 
@@ -64,7 +66,7 @@ espintcp_shell_main() {	# NAME SETUP TESTS [PATTERN]
 	local pat=${4:-} t selected=()
 
 	if ! grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp; then
-		insmod "$ko" || { echo "Bail out! insmod $ko"; exit 1; }
+		espintcp_insmod "$ko" || { echo "Bail out! insmod $ko"; exit 1; }
 	elif [ ! -e /sys/module/espintcp/refcnt ] &&
 	     ! { [ -n "${ESPINTCP_PARITY:-}" ] &&
 		 [ "${espintcp_shell_parity:-}" = yes ]; }; then
@@ -84,17 +86,6 @@ espintcp_shell_main() {	# NAME SETUP TESTS [PATTERN]
 	ktap_finish
 }
 
-# Unload the module.  Flushed SAs are freed by the xfrm garbage
-# collector a moment later, and each holds the module: try for 10 s.
-espintcp_rmmod() {
-	local i
-
-	for i in $(seq 100); do
-		rmmod espintcp 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # Capture what both ends send on veth0 (-Q out: that is the wire;
 # inbound captures would also show the packets XFRM decrypts and
