@@ -75,6 +75,12 @@ static int espintcp_esp_init_state(struct xfrm_state *x,
 	if (!espintcp_is_tcp_sa(x))
 		return orig->init_state(x, extack);
 
+	if (!espintcp_may_configure()) {
+		NL_SET_ERR_MSG(extack,
+			       "espintcp: TCP encapsulation needs CAP_NET_ADMIN in the initial user namespace (module parameter allow_userns)");
+		return -EPERM;
+	}
+
 	/* The state is being built and not yet in any table: nobody else
 	 * looks at x->encap while the kernel's ESP sets up the transform
 	 * as for a plain SA.

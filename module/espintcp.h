@@ -6,6 +6,7 @@
 #ifndef _ESPINTCP_H
 #define _ESPINTCP_H
 
+#include <linux/capability.h>
 #include <linux/percpu.h>
 #include <linux/skbuff.h>
 #include <linux/workqueue.h>
@@ -102,6 +103,15 @@ struct espintcp_ctx {
 static inline struct espintcp_ctx *espintcp_ctx(const struct sock *sk)
 {
 	return (__force struct espintcp_ctx *)inet_csk(sk)->icsk_ulp_data;
+}
+
+/* main.c */
+extern bool espintcp_allow_userns;
+
+/* May the current task attach the ULP or configure a TCP SA? */
+static inline bool espintcp_may_configure(void)
+{
+	return READ_ONCE(espintcp_allow_userns) || capable(CAP_NET_ADMIN);
 }
 
 /* stats.c */

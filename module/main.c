@@ -10,6 +10,19 @@
 
 #include "espintcp.h"
 
+/* Upstream lets any user attach the ULP to a socket, and anyone with
+ * CAP_NET_ADMIN in their own network namespace's user namespace (any
+ * local user, through an unprivileged user namespace) configure TCP
+ * SAs.  A module loaded into a kernel that does not otherwise have
+ * this code should not widen what unprivileged users reach: by default
+ * both need CAP_NET_ADMIN in the initial user namespace (IKE daemons
+ * run as root).  Containerized daemons can have upstream's reach back.
+ */
+bool espintcp_allow_userns;
+module_param_named(allow_userns, espintcp_allow_userns, bool, 0644);
+MODULE_PARM_DESC(allow_userns,
+		 "Let callers without CAP_NET_ADMIN in the initial user namespace attach the ULP and configure TCP SAs, as upstream does (default: no)");
+
 /* Every step that can fail comes before the first that publishes: once
  * the ULP is registered, a socket (and once the ESP types are swapped,
  * an SA) may hold a reference to this module, and a failed init would

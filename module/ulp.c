@@ -112,6 +112,9 @@ static int espintcp_ulp_init(struct sock *sk)
 	struct espintcp_ctx *ctx;
 	int err;
 
+	if (!espintcp_may_configure())
+		return -EPERM;
+
 	/* Another user of sk_user_data (sockmap, for one) owns the
 	 * socket's callbacks; we cannot share them.
 	 */

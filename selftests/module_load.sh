@@ -135,6 +135,49 @@ test_no_esp6() {
 	return $rc
 }
 
+# What user nobody reaches from a user namespace of its own, where it
+# has CAP_NET_ADMIN over its own network namespace only: prints
+# "ulp=RESULT sa=RESULT", each "ok" or the errno's name.
+userns_reach() {
+	local script='ip link set lo up
+python3 -c "import errno,socket
+l=socket.socket(); l.bind((\"127.0.0.1\",0)); l.listen(1)
+c=socket.create_connection(l.getsockname()); s,_=l.accept()
+try:
+    c.setsockopt(socket.IPPROTO_TCP,31,b\"espintcp\"); print(\"ulp=ok\")
+except OSError as e:
+    print(\"ulp=\"+errno.errorcode[e.errno])"
+if err=$(ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 \
+	mode tunnel aead "rfc4106(gcm(aes))" 0x$(printf "%040d" 1) 128 \
+	encap espintcp 4500 4500 0.0.0.0 2>&1); then
+	echo sa=ok
+elif echo "$err" | grep -qE "Operation not permitted|needs CAP_NET_ADMIN"; then
+	echo sa=EPERM
+else
+	echo "sa=$err"
+fi'
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		unshare -Urn bash -c "$script" 2>&1 | tr '\n' ' '
+}
+
+# By default only CAP_NET_ADMIN in the initial user namespace attaches
+# the ULP or adds a TCP SA; allow_userns=1 gives upstream's reach back.
+test_userns() {	# Y|N EXPECTED
+	local out rc=0
+
+	espintcp_insmod "$ko" || return 1
+	modprobe -q xfrm_user
+	setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urn true ||
+		{ espintcp_rmmod; ktap_skip_msg "no unprivileged user namespaces here"; return; }
+	echo "$1" > /sys/module/espintcp/parameters/allow_userns
+	out=$(userns_reach)
+	ktap_diag "allow_userns=$1: $out"
+	[ "$out" = "$2 " ] || { ktap_fail_msg "expected $2"; rc=1; }
+	echo N > /sys/module/espintcp/parameters/allow_userns
+	espintcp_rmmod || rc=1
+	return $rc
+}
+
 if ulp_available && ! loaded; then
 	ktap_plan 1
 	ktap_run module_load ktap_skip_msg "espintcp is built into this kernel"
@@ -144,10 +187,12 @@ if loaded; then
 	espintcp_rmmod || { echo "Bail out! espintcp is loaded and busy"; exit 1; }
 fi
 
-ktap_plan 5
+ktap_plan 7
 ktap_run load_unload_100 test_cycles
 ktap_run busy_while_attached_ipv4 test_busy 4
 ktap_run busy_while_attached_ipv6 test_busy 6
 ktap_run refuse_when_name_taken test_name_taken
 ktap_run loads_without_esp6 test_no_esp6
+ktap_run userns_refused_by_default test_userns N "ulp=EPERM sa=EPERM"
+ktap_run userns_allowed_by_parameter test_userns Y "ulp=ok sa=ok"
 ktap_finish
