@@ -4,6 +4,9 @@
  * to XFRM, queue IKE messages for user space, drop keep-alives.
  */
 
+#include <linux/etherdevice.h>
+#include <linux/highmem.h>
+#include <linux/if_arp.h>
 #include <linux/module.h>
 #include <linux/skbuff.h>
 #include <net/ip.h>
@@ -57,6 +60,11 @@ static void espintcp_abort(struct strparser *strp, int err)
 	if (err == -ETIMEDOUT)
 		return;
 
+	/* Once only: the same stream can fail to parse again before
+	 * strparser notices it is stopped (see espintcp_recv_actor()).
+	 */
+	if (strp->stopped)
+		return;
 	strp_stop(strp);
 	espintcp_count(ctx, ESPINTCP_MIB_BAD_LENGTH, 1);
 	XFRM_INC_STATS(sock_net(sk), LINUX_MIB_XFRMINHDRERROR);
@@ -81,12 +89,30 @@ static int espintcp_recv_actor(read_descriptor_t *desc, struct sk_buff *skb,
 			       unsigned int offset, size_t len)
 {
 	struct strparser *strp = desc->arg.data;
+	int used;
+
+	/* After a fatal frame: strparser itself does not check, and TCP
+	 * offers the rest of the segment.
+	 */
+	if (strp->stopped)
+		return 0;
 
 	/* No size limit below the 16-bit length, and no assembly timer:
 	 * strparser's defaults (sk_rcvbuf and SO_RCVTIMEO) would abort the
 	 * stream on a small receive buffer or a slow peer.
 	 */
-	return strp_process(strp, skb, offset, len, ESPINTCP_MAX_FRAME, 0);
+	used = strp_process(strp, skb, offset, len, ESPINTCP_MAX_FRAME, 0);
+
+	/* strparser takes all it is offered unless it failed: a fatal
+	 * frame (and it stopped us), or an atomic allocation, whose
+	 * -ENOMEM strp_process() keeps to itself.  Hand that on: then
+	 * strp_read_sock() retries from its work item instead of leaving
+	 * the bytes until the peer sends more, which for an IKE exchange
+	 * may be never.
+	 */
+	if (used < (int)len && !strp->stopped)
+		desc->error = -ENOMEM;
+	return used;
 }
 
 static int espintcp_read_sock(struct strparser *strp, read_descriptor_t *desc,
@@ -95,24 +121,73 @@ static int espintcp_read_sock(struct strparser *strp, read_descriptor_t *desc,
 	return tcp_read_sock(strp->sk, desc, espintcp_recv_actor);
 }
 
+/* Copy @len bytes of @skb from @off into a new skb, with @headroom
+ * bytes reserved in front: one linear buffer when that fits in a page,
+ * else order-0 pages (a high-order atomic allocation fails on
+ * fragmented memory, and IKE messages with certificates are large).
+ *
+ * The copy's memory is its own.  What strparser hands us shares pages
+ * with TCP's segments, and those may be a file's page cache that the
+ * peer spliced into its socket (over loopback or veth the pages travel
+ * as they are): ESP decrypts in place, so it must never get those.
+ */
+static struct sk_buff *espintcp_copy(const struct sk_buff *skb,
+				     unsigned int off, unsigned int len,
+				     unsigned int headroom)
+{
+	unsigned int linear = len;
+	struct sk_buff *copy;
+	int err, i;
+
+	if (SKB_DATA_ALIGN(headroom + len) +
+	    SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) > PAGE_SIZE)
+		linear = 0;
+
+	copy = alloc_skb_with_frags(headroom + linear, len - linear, 0, &err,
+				    GFP_ATOMIC);
+	if (!copy)
+		return NULL;
+	skb_reserve(copy, headroom);
+	if (skb_copy_bits(skb, off, skb_put(copy, linear), linear))
+		goto fail;
+	off += linear;
+
+	for (i = 0; i < skb_shinfo(copy)->nr_frags; i++) {
+		skb_frag_t *frag = &skb_shinfo(copy)->frags[i];
+		unsigned int size = skb_frag_size(frag);
+		u8 *to = kmap_local_page(skb_frag_page(frag));
+
+		err = skb_copy_bits(skb, off, to + skb_frag_off(frag), size);
+		kunmap_local(to);
+		if (err)
+			goto fail;
+		off += size;
+		copy->len += size;
+		copy->data_len += size;
+	}
+	return copy;
+
+fail:
+	kfree_skb(copy);
+	return NULL;
+}
+
 /* An IKE message: keep the non-ESP marker (user space sees it, as with
  * upstream), queue it for recvmsg, charged to the receive buffer.
  *
- * strparser hands us a clone that carries the truesize of the whole TCP
- * segment (or a chain of them); charging that for each of many small
- * messages from one segment would fill the receive buffer with phantom
- * bytes and drop messages.  IKE is small and rare: copy it into an skb
- * of its own size, which also frees the segment sooner.
+ * A copy of its own size: strparser's clone carries the truesize of
+ * the whole TCP segment (or a chain of them), and charging that for
+ * each of many small messages from one segment would fill the receive
+ * buffer with phantom bytes and drop messages.
  */
-static void espintcp_rx_ike(struct espintcp_ctx *ctx, struct sk_buff *skb)
+static void espintcp_rx_ike(struct espintcp_ctx *ctx, struct sk_buff *skb,
+			    unsigned int off, unsigned int len)
 {
 	struct sock *sk = ctx->sk;
-	unsigned int len = skb->len;
 	struct sk_buff *copy;
 
-	copy = alloc_skb(len, GFP_ATOMIC);
-	if (!copy || skb_copy_bits(skb, 0, skb_put(copy, len), len)) {
-		kfree_skb(copy);
+	copy = espintcp_copy(skb, off, len, 0);
+	if (!copy) {
 		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NOMEM,
 			      LINUX_MIB_XFRMINERROR);
 		return;
@@ -133,48 +208,139 @@ static void espintcp_rx_ike(struct espintcp_ctx *ctx, struct sk_buff *skb)
 	ctx->saved_data_ready(sk);
 }
 
-/* An ESP packet: give it to XFRM as the ESP protocol handler would get
- * it after the outer IP header, tagged with the TCP encapsulation so
- * that it matches SAs configured with "encap espintcp".
+/* Room for the headers we write in front of an ESP packet. */
+#define ESPINTCP_RX_HEADROOM	(NET_IP_ALIGN + ETH_HLEN + \
+				 sizeof(struct ipv6hdr) + sizeof(struct tcphdr))
+
+/* The headers of an ESP packet as the receive path would have left
+ * them, written in front of @esp->data:
+ *
+ * - an IP header from the peer to us: its addresses select the SA;
+ * - a TCP header with the connection's ports: ESP compares the source
+ *   port with the SA's, to notice a NAT;
+ * - on an Ethernet device, an Ethernet header (the segment's own if the
+ *   frame's head still holds it): packet taps push back to it, and
+ *   tunnel mode moves it in front of the inner packet.
+ *
+ * A frame need not start in a segment whose headers are at hand:
+ * strparser builds a new head for frames that span GRO aggregates,
+ * with header offsets that point nowhere.  So only the socket's
+ * addresses and ports are used.
  */
-static void espintcp_rx_esp(struct espintcp_ctx *ctx, struct sk_buff *skb)
+static void espintcp_push_headers(struct sock *sk, struct sk_buff *esp,
+				  const struct sk_buff *skb,
+				  const struct net_device *dev)
 {
-	struct tcp_skb_cb *tcb = TCP_SKB_CB(skb);
-	struct sock *sk = ctx->sk;
-	struct net *net = sock_net(sk);
-	unsigned int len = skb->len;
+	unsigned int len = esp->len, nhlen;
+	const u8 *mac = skb_mac_header(skb);
+	struct tcphdr *th;
 
-	if (!skb_reset_transport_header_careful(skb)) {
-		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NOMEM,
-			      LINUX_MIB_XFRMINERROR);
-		return;
-	}
+	th = skb_push(esp, sizeof(*th));
+	memset(th, 0, sizeof(*th));
+	th->source = inet_sk(sk)->inet_dport;
+	th->dest = inet_sk(sk)->inet_sport;
+	th->doff = sizeof(*th) / 4;
 
-	/* TCP keeps the IP control block inside its own; XFRM wants it at
-	 * the start of skb->cb (IP6CB's nhoff, IPCB's options).
+	/* The family of the packet, not of the socket: an IPv6 socket
+	 * connected to a v4-mapped address receives IPv4 packets, and its
+	 * inet addresses are the IPv4 ones.
 	 */
-	memmove(skb->cb, &tcb->header, sizeof(tcb->header));
+	if (esp->protocol == htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6h;
+
+		nhlen = sizeof(*ip6h);
+		ip6h = skb_push(esp, nhlen);
+		memset(ip6h, 0, sizeof(*ip6h));
+		ip6h->version = 6;
+		ip6h->payload_len = htons(sizeof(*th) + len);
+		ip6h->nexthdr = IPPROTO_TCP;
+		ip6h->hop_limit = 64;
+		ip6h->saddr = sk->sk_v6_daddr;
+		ip6h->daddr = sk->sk_v6_rcv_saddr;
+		IP6CB(esp)->iif = esp->skb_iif;
+		IP6CB(esp)->nhoff = offsetof(struct ipv6hdr, nexthdr);
+	} else {
+		struct iphdr *iph;
+
+		nhlen = sizeof(*iph);
+		iph = skb_push(esp, nhlen);
+		memset(iph, 0, sizeof(*iph));
+		iph->version = 4;
+		iph->ihl = sizeof(*iph) / 4;
+		iph->tot_len = htons(sizeof(*iph) + sizeof(*th) + len);
+		iph->frag_off = htons(IP_DF);
+		iph->ttl = 64;
+		iph->protocol = IPPROTO_TCP;
+		iph->saddr = sk->sk_daddr;
+		iph->daddr = sk->sk_rcv_saddr;
+		ip_send_check(iph);
+		IPCB(esp)->iif = esp->skb_iif;
+	}
+	skb_reset_network_header(esp);
+
+	if (dev->type == ARPHRD_ETHER && dev->hard_header_len == ETH_HLEN) {
+		struct ethhdr *eth = skb_push(esp, ETH_HLEN);
+
+		if (skb_mac_header_was_set(skb) && mac >= skb->head &&
+		    mac + ETH_HLEN <= skb->data) {
+			memcpy(eth, mac, ETH_HLEN);
+		} else {
+			memset(eth, 0, ETH_HLEN);
+			ether_addr_copy(eth->h_dest, dev->dev_addr);
+		}
+		eth->h_proto = esp->protocol;
+		skb_reset_mac_header(esp);
+		esp->mac_len = ETH_HLEN;
+		__skb_pull(esp, ETH_HLEN);
+	} else {
+		skb_reset_mac_header(esp);
+		esp->mac_len = 0;
+	}
+	__skb_pull(esp, nhlen + sizeof(*th));
+	skb_reset_transport_header(esp);
+}
+
+/* An ESP packet: give XFRM a copy of our own, as the ESP protocol
+ * handler would get it after the outer headers, tagged with the TCP
+ * encapsulation so that it matches SAs configured "encap espintcp".
+ */
+static void espintcp_rx_esp(struct espintcp_ctx *ctx, struct sk_buff *skb,
+			    unsigned int off, unsigned int len)
+{
+	struct sock *sk = ctx->sk;
+	struct net_device *dev;
+	struct sk_buff *esp;
 
 	rcu_read_lock();
-	skb->dev = dev_get_by_index_rcu(net, skb->skb_iif);
-	if (!skb->dev) {
+	dev = dev_get_by_index_rcu(sock_net(sk), skb->skb_iif);
+	if (!dev) {
 		rcu_read_unlock();
 		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NO_DEV,
 			      LINUX_MIB_XFRMINERROR);
 		return;
 	}
+	esp = espintcp_copy(skb, off, len, ESPINTCP_RX_HEADROOM);
+	if (!esp) {
+		rcu_read_unlock();
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NOMEM,
+			      LINUX_MIB_XFRMINERROR);
+		return;
+	}
+	esp->protocol = skb->protocol;
+	esp->skb_iif = skb->skb_iif;
+	esp->mark = skb->mark;
+	esp->dev = dev;
+	espintcp_push_headers(sk, esp, skb, dev);
+	consume_skb(skb);
 
 	espintcp_count(ctx, ESPINTCP_MIB_ESP_IN, 1);
 	espintcp_count(ctx, ESPINTCP_MIB_ESP_IN_BYTES, len);
 
-	/* The family of the packet, not of the socket: an IPv6 socket
-	 * connected to a v4-mapped address receives IPv4 packets.
-	 */
 	local_bh_disable();
-	if (skb->protocol == htons(ETH_P_IPV6))
-		xfrm6_rcv_encap(skb, IPPROTO_ESP, 0, TCP_ENCAP_ESPINTCP);
+	if (esp->protocol == htons(ETH_P_IPV6))
+		xfrm6_rcv_encap(esp, IPPROTO_ESP, 0, TCP_ENCAP_ESPINTCP);
 	else
-		xfrm4_rcv_encap(skb, IPPROTO_ESP, 0, TCP_ENCAP_ESPINTCP);
+		xfrm4_rcv_encap(esp, IPPROTO_ESP, 0, TCP_ENCAP_ESPINTCP);
 	local_bh_enable();
 	rcu_read_unlock();
 }
@@ -211,21 +377,14 @@ static void espintcp_rcv(struct strparser *strp, struct sk_buff *skb)
 	if (len <= ESPINTCP_MARKER_LEN)
 		goto drop_short;
 
-	if (!pskb_pull(skb, rxm->offset + ESPINTCP_HDR_LEN) ||
-	    pskb_trim(skb, len)) {
-		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NOMEM,
-			      LINUX_MIB_XFRMINERROR);
-		return;
-	}
-
 	if (!memchr_inv(head, 0, sizeof(head))) {
-		espintcp_rx_ike(ctx, skb);
+		espintcp_rx_ike(ctx, skb, rxm->offset + ESPINTCP_HDR_LEN, len);
 		return;
 	}
 
 	if (len < ESPINTCP_ESP_HDR_LEN)
 		goto drop_short;
-	espintcp_rx_esp(ctx, skb);
+	espintcp_rx_esp(ctx, skb, rxm->offset + ESPINTCP_HDR_LEN, len);
 	return;
 
 drop_short:
@@ -297,6 +456,16 @@ int espintcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len,
 	struct sk_buff *skb, *last;
 	bool flushed = false;
 	int off, err, copied;
+
+	/* The socket's error queue is TCP's (timestamps, zerocopy
+	 * notifications), which handles it first thing; urgent data has
+	 * no meaning in this stream (upstream returns an IKE message for
+	 * either).
+	 */
+	if (flags & MSG_ERRQUEUE)
+		return ctx->orig_prot->recvmsg(sk, msg, len, flags, addr_len);
+	if (flags & MSG_OOB)
+		return -EOPNOTSUPP;
 
 	for (;;) {
 		off = 0;

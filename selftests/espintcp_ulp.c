@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/time.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #include "kselftest_harness.h"
@@ -863,6 +864,111 @@ TEST_F(raw, length_1_resets)
 {
 	DELIBERATE_DIFFERENCE("RFC 9329: length 1 resets the connection");
 	bad_length(_metadata, self->u, self->r, 1);
+}
+
+/* A fatal length behind a whole frame in the same segment: counted once
+ * (TCP offers the rest of the segment again after the parser stopped).
+ */
+TEST_F(raw, fatal_length_counted_once)
+{
+	static const uint8_t stream[] = { 0, 3, 0xff, 0, 0 };
+	struct pollfd pfd = { .fd = self->u, .events = POLLIN };
+	long long before = xfrm_stat("XfrmInHdrError");
+
+	DELIBERATE_DIFFERENCE("RFC 9329: length 0 resets the connection");
+	ASSERT_EQ(espintcp_write_all(self->r, stream, sizeof(stream)), 0);
+	ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+	EXPECT_TRUE(pfd.revents & POLLERR);
+	EXPECT_EQ(xfrm_stat("XfrmInHdrError") - before, 1);
+	if (espintcp_have_stats()) {
+		EXPECT_EQ(espintcp_stat("KeepaliveIn"), 1);
+		EXPECT_EQ(espintcp_stat("BadLengthReset"), 1);
+	}
+}
+
+/* MSG_OOB has no meaning here, MSG_ERRQUEUE reads the (empty) error
+ * queue: neither takes the IKE message waiting.
+ */
+TEST_F(raw, oob_and_errqueue_leave_ike)
+{
+	char b[64];
+
+	DELIBERATE_DIFFERENCE("MSG_OOB and MSG_ERRQUEUE are not IKE reads");
+	ASSERT_EQ(write_ike(self->r, 20, 3), 0);
+	usleep(200000);
+	EXPECT_EQ(recv(self->u, b, sizeof(b), MSG_OOB | MSG_DONTWAIT), -1);
+	EXPECT_EQ(errno, EOPNOTSUPP);
+	EXPECT_EQ(recv(self->u, b, sizeof(b), MSG_ERRQUEUE | MSG_DONTWAIT), -1);
+	EXPECT_EQ(errno, EAGAIN);
+	EXPECT_TRUE(recv_ike(self->u, 20, 3));
+}
+
+/* The selftests' probe module (selftests/modules/espintcp_test_probe.c):
+ * loaded if it is not; false if it cannot be.
+ */
+static bool load_probe(void)
+{
+	char cmd[256];
+	struct utsname u;
+
+	if (!access("/sys/module/espintcp_test_probe", F_OK))
+		return true;
+	if (uname(&u))
+		return false;
+	snprintf(cmd, sizeof(cmd),
+		 "insmod ../build/%s/selftests/modules/espintcp_test_probe.ko",
+		 u.release);
+	return system(cmd) == 0;
+}
+
+static long probe_param(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/module/espintcp_test_probe/parameters/%s", name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static int set_probe_param(const char *name, long v)
+{
+	char path[128];
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path),
+		 "/sys/module/espintcp_test_probe/parameters/%s", name);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	ret = fprintf(f, "%ld\n", v) < 0;
+	return fclose(f) || ret ? -1 : 0;
+}
+
+/* strparser fails to clone the segment (an atomic allocation): the
+ * message must still arrive, from strparser's retry, without the peer
+ * sending anything more (IKE over TCP is not retransmitted).
+ */
+TEST_F(raw, parser_nomem_retried)
+{
+	DELIBERATE_DIFFERENCE("an allocation failure in the parser is retried");
+	if (!load_probe())
+		SKIP(return, "cannot load espintcp_test_probe.ko");
+	ASSERT_EQ(set_probe_param("fail_strp_clones", 1), 0);
+	ASSERT_EQ(write_ike(self->r, 100, 1), 0);
+	set_timeo(self->u, SO_RCVTIMEO, 3000);
+	EXPECT_TRUE(recv_ike(self->u, 100, 1));
+	/* The failure did happen. */
+	EXPECT_EQ(probe_param("fail_strp_clones"), 0);
+	set_probe_param("fail_strp_clones", 0);
 }
 
 /* Close with IKE messages queued and a frame half received. */

@@ -418,6 +418,9 @@ sys.stdout.buffer.write(b"\x00\x03\xff"+struct.pack(">H",len(body)+2)+body)' > "
 	ip -n right xfrm state add src $L4 dst $R4 proto esp spi 0x3001 mode tunnel \
 		${ALGOS[0]#*|} encap espintcp 40000 4500 0.0.0.0 || return 1
 	before=$(stat_of right xfrm_stat XfrmInStateProtoError)
+	probe_load || { ktap_fail_msg "cannot load espintcp_test_probe.ko"; return 1; }
+	probe_set esp_seen 0
+	probe_set esp_not_own 0
 	exec 5> >(exec ip netns exec right python3 -c "$recv" $R4 > "$tmp/recv.out")
 	local p1=$!
 	sleep 1
@@ -432,8 +435,74 @@ sys.stdout.buffer.write(b"\x00\x03\xff"+struct.pack(">H",len(body)+2)+body)' > "
 		{ ktap_fail_msg "the frame never reached ESP decryption"; rc=1; }
 	cmp -s "$f" "$f.orig" ||
 		{ ktap_fail_msg "decryption wrote into the spliced file"; rc=1; }
+	# Whatever the kernel's ESP checks: XFRM got a copy of our own,
+	# not the file's pages.
+	ktap_diag "to XFRM: $(probe_get esp_seen), not our own: $(probe_get esp_not_own)"
+	[ "$(probe_get esp_seen)" -ge 1 ] && [ "$(probe_get esp_not_own)" = 0 ] ||
+		{ ktap_fail_msg "XFRM got the spliced pages"; rc=1; }
 	exec 5>&- 6>&-
 	wait $p1 $p2 2>/dev/null
+	flush_xfrm
+	return $rc
+}
+
+# A peer we do not control writes 20,000 ESP frames (a real SPI, junk
+# ciphertext) back to back in 1 MB writes, segment by segment (TSO and
+# GSO off), to a receiver whose veth aggregates them (GRO): frames start
+# and end anywhere in the aggregates, and in chains of them.  Every one
+# must reach ESP, and fail its integrity check there.
+test_gro() {
+	local rc=0 n=20000 before nostates esp_in got
+	local send='import random,socket,struct,sys
+n=int(sys.argv[2]); rnd=random.Random(int(sys.argv[3]))
+s=socket.create_connection((sys.argv[1],4500))
+s.sendall(b"IKETCP")
+buf=bytearray()
+for i in range(n):
+    body=struct.pack(">II",0x3002,i+1)+rnd.randbytes(8+rnd.randint(1,1400)+16)
+    buf+=struct.pack(">H",len(body)+2)+body
+    if len(buf)>=1<<20 or i==n-1:
+        s.sendall(buf); buf=bytearray()
+s.shutdown(socket.SHUT_WR)
+s.recv(1)'
+	local recv='import socket,sys
+l=socket.socket(); l.bind((sys.argv[1],4500)); l.listen(1)
+s,_=l.accept()
+assert s.recv(6,socket.MSG_WAITALL)==b"IKETCP"
+s.setsockopt(socket.IPPROTO_TCP,31,b"espintcp")
+print("attached",flush=True)
+while s.recv(100): pass'
+
+	in_left ethtool -K veth0 tso off gso off > /dev/null ||
+		{ ktap_fail_msg "cannot turn off TSO and GSO"; return 1; }
+	in_right ethtool -K veth0 gro on > /dev/null ||
+		{ ktap_fail_msg "cannot turn on GRO"; return 1; }
+	# shellcheck disable=SC2086
+	ip -n right xfrm state add src $L4 dst $R4 proto esp spi 0x3002 mode tunnel \
+		${ALGOS[0]#*|} encap espintcp 40000 4500 0.0.0.0 || return 1
+	probe_load || { ktap_fail_msg "cannot load espintcp_test_probe.ko"; return 1; }
+	probe_set esp_bad_header 0
+	before=$(stat_of right xfrm_stat XfrmInStateProtoError)
+	nostates=$(stat_of right xfrm_stat XfrmInNoStates)
+	esp_in=$(stat_of right espintcp_stat EspInFrames)
+	ip netns exec right python3 -c "$recv" $R4 > "$tmp/recv.out" &
+	local p1=$!
+	for _ in $(seq 50); do
+		in_right ss -Htln | grep -q ':4500 ' && break
+		sleep 0.1
+	done
+	ktap_diag "seed $$"
+	in_left timeout 120 python3 -c "$send" $R4 $n $$ ||
+		{ ktap_fail_msg "the sender failed"; rc=1; }
+	wait $p1 2>/dev/null
+	got=$(($(stat_of right xfrm_stat XfrmInStateProtoError) - before))
+	ktap_diag "to XFRM $(($(stat_of right espintcp_stat EspInFrames) - esp_in)), reached ESP $got, XfrmInNoStates +$(($(stat_of right xfrm_stat XfrmInNoStates) - nostates)), bad headers $(probe_get esp_bad_header)"
+	[ "$got" = $n ] ||
+		{ ktap_fail_msg "$got of $n frames reached ESP"; rc=1; }
+	[ "$(probe_get esp_bad_header)" = 0 ] ||
+		{ ktap_fail_msg "XFRM got packets without a valid IP header"; rc=1; }
+	in_right ethtool -K veth0 gro off > /dev/null
+	in_left ethtool -K veth0 tso on gso on > /dev/null
 	flush_xfrm
 	return $rc
 }
@@ -499,6 +568,7 @@ tests+=(
 	"wire_is_tcp_4500_only|test_wire"
 	"bad_algorithm_same_error|test_bad_algorithm"
 	"spliced_file_not_decrypted_in_place|test_spliced_file"
+	"gro_aggregates_every_frame_to_esp|test_gro"
 	"plain_esp_alongside|test_plain 6"
 	"esp_in_udp_alongside|test_udp"
 	"reconnect_mapping_event|test_reconnect"

@@ -21,3 +21,18 @@ espintcp_rmmod() {
 	done
 	return 1
 }
+
+# The selftests' probe module (selftests/modules/espintcp_test_probe.c),
+# which counts what espintcp hands XFRM: loaded if it is not.
+probe_load() {
+	[ -e /sys/module/espintcp_test_probe ] ||
+		insmod "$(dirname "${BASH_SOURCE[0]}")/../../build/$(uname -r)/selftests/modules/espintcp_test_probe.ko"
+}
+
+probe_get() {	# NAME
+	cat "/sys/module/espintcp_test_probe/parameters/$1"
+}
+
+probe_set() {	# NAME VALUE
+	echo "$2" > "/sys/module/espintcp_test_probe/parameters/$1"
+}
