@@ -218,9 +218,10 @@ static void *espintcp_esp_tmp(struct crypto_aead *aead, unsigned int nsg,
  * network header (outer IP header), then header_len bytes reserved at
  * the transport header for [length (2)][SPI, sequence (8)][IV], then
  * the payload at skb->data; the IP protocol byte is at the mac header.
- * We append padding, pad length, next header and room for the ICV, and
- * encrypt [IV | payload | trailer] with the SPI and sequence number
- * (and its high half, for ESN) as associated data.
+ * We append TFC padding (if the SA asks for it), padding, pad length,
+ * next header and room for the ICV, and encrypt [IV | payload |
+ * trailer] with the SPI and sequence number (and its high half, for
+ * ESN) as associated data.
  */
 static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 {
@@ -231,7 +232,7 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 	bool esn = x->props.flags & XFRM_STATE_ESN;
 	u32 seqlo = XFRM_SKB_CB(skb)->seq.output.low;
 	u32 seqhi = XFRM_SKB_CB(skb)->seq.output.hi;
-	unsigned int clen, plen, i, n;
+	unsigned int clen, plen, tfclen = 0, i, n;
 	struct ip_esp_hdr *esph;
 	struct aead_request *req;
 	struct scatterlist *sg;
@@ -242,13 +243,26 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 	u8 *tail, *iv, proto;
 	void *tmp;
 
-	clen = ALIGN(skb->len + 2, blksize);
-	plen = clen - skb->len;
+	/* Traffic flow confidentiality (RFC 4303 2.4, "tfcpad"): zeros
+	 * after the payload, up to the SA's length or the path MTU, as
+	 * the kernel's ESP does.
+	 */
+	if (x->tfcpad) {
+		struct xfrm_dst *dst = (struct xfrm_dst *)skb_dst(skb);
+		u32 padto = min(x->tfcpad,
+				xfrm_state_mtu(x, dst->child_mtu_cached));
+
+		if (skb->len < padto)
+			tfclen = padto - skb->len;
+	}
+
+	clen = ALIGN(skb->len + tfclen + 2, blksize);
+	plen = clen - skb->len - tfclen;
 	if (ESPINTCP_HDR_LEN + sizeof(*esph) + ivlen + clen + alen >
 	    ESPINTCP_MAX_FRAME)
 		return -EMSGSIZE;
 
-	nfrags = skb_cow_data(skb, plen + alen, &trailer);
+	nfrags = skb_cow_data(skb, tfclen + plen + alen, &trailer);
 	if (nfrags < 0)
 		return nfrags;
 
@@ -256,7 +270,9 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 	*skb_mac_header(skb) = IPPROTO_ESP;
 
 	/* Padding 1, 2, 3, ... (RFC 4303 2.4), pad length, next header. */
-	tail = pskb_put(skb, trailer, plen + alen);
+	tail = pskb_put(skb, trailer, tfclen + plen + alen);
+	memset(tail, 0, tfclen);
+	tail += tfclen;
 	for (i = 0; i < plen - 2; i++)
 		tail[i] = i + 1;
 	tail[plen - 2] = plen - 2;

@@ -192,6 +192,29 @@ test_wire() {
 	return $rc
 }
 
+# An SA with TFC padding ("tfcpad", RFC 4303 2.4) pads what it sends:
+# pings of 84 bytes leave as frames of more than 1000, and arrive.
+test_tfcpad() {
+	local rc=0 n small
+
+	open_conn 4 &&
+		tunnel_up 4 tunnel "${ALGOS[0]#*|} tfcpad 1000" espintcp ||
+		{ ktap_fail_msg "setup"; return 1; }
+	wire_start
+	in_left ping -c 3 -W 3 $R4 > "$tmp/ping" ||
+		{ ktap_diag "$(cat "$tmp/ping")"; ktap_fail_msg "ping"; rc=1; }
+	wire_stop
+	# Segments with data (not bare ACKs): all over 1000 bytes.
+	n=$(wire_count 'tcp port 4500 and greater 1000')
+	small=$(wire_count 'tcp port 4500 and greater 100 and less 1000')
+	ktap_diag "segments with ESP over 1000 bytes: $n, under: $small"
+	[ "$n" -ge 2 ] && [ "$small" = 0 ] ||
+		{ ktap_fail_msg "ESP without TFC padding"; rc=1; }
+	flush_xfrm
+	close_conn
+	return $rc
+}
+
 # Plain ESP and ESP-in-UDP between the same namespaces still work with
 # the module loaded (the kernel's own esp4/esp6 handle them).
 test_plain() {
@@ -566,6 +589,7 @@ tests+=(
 	"esp_in_tcp.gcm-aes128-async.ipv4.tunnel|test_async 4 tunnel"
 	"esp_in_tcp.gcm-aes128-async.ipv6.transport|test_async 6 transport"
 	"wire_is_tcp_4500_only|test_wire"
+	"tfc_padding|test_tfcpad"
 	"bad_algorithm_same_error|test_bad_algorithm"
 	"spliced_file_not_decrypted_in_place|test_spliced_file"
 	"gro_aggregates_every_frame_to_esp|test_gro"
