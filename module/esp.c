@@ -23,6 +23,7 @@
 #include <net/inet_hashtables.h>
 #include <net/inet6_hashtables.h>
 #include <net/ip.h>
+#include <net/l3mdev.h>
 #include <net/tcp.h>
 #include <net/xfrm.h>
 
@@ -96,15 +97,25 @@ static int espintcp_esp_init_state(struct xfrm_state *x,
 }
 
 /* The established socket that carries the ULP for this SA: local
- * address and encap sport to remote address and encap dport.  Returns
- * it with a reference, or NULL.
+ * address and encap sport to remote address and encap dport, on the
+ * device the packet leaves by (a socket bound to a device, or to a VRF,
+ * matches only there; upstream looks up with no device and never finds
+ * such sockets).  Returns it with a reference, or NULL.  Under RCU.
  */
-static struct sock *espintcp_esp_find_sk(struct xfrm_state *x)
+static struct sock *espintcp_esp_find_sk(struct xfrm_state *x,
+					 const struct sk_buff *skb)
 {
 	struct net *net = xs_net(x);
 	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
+	struct net_device *dev = skb_dst(skb)->dev;
+	int dif = 0, sdif = 0;
 	__be16 sport, dport;
 	struct sock *sk;
+
+	if (dev) {
+		dif = dev->ifindex;
+		sdif = l3mdev_master_ifindex_rcu(dev);
+	}
 
 	/* xfrm_state_update() rewrites the ports under x->lock. */
 	spin_lock_bh(&x->lock);
@@ -115,11 +126,11 @@ static struct sock *espintcp_esp_find_sk(struct xfrm_state *x)
 	if (x->props.family == AF_INET6)
 		sk = __inet6_lookup_established(net, hinfo, &x->id.daddr.in6,
 						dport, &x->props.saddr.in6,
-						ntohs(sport), 0, 0);
+						ntohs(sport), dif, sdif);
 	else
 		sk = __inet_lookup_established(net, hinfo, x->id.daddr.a4,
 					       dport, x->props.saddr.a4,
-					       ntohs(sport), 0, 0);
+					       ntohs(sport), dif, sdif);
 	if (!sk)
 		return NULL;
 	if (!sk_fullsock(sk) || !espintcp_is_ulp_sock(sk)) {
@@ -139,7 +150,7 @@ static int espintcp_esp_xmit(struct net *net, struct sock *unused,
 	struct sock *sk;
 
 	rcu_read_lock();
-	sk = espintcp_esp_find_sk(x);
+	sk = espintcp_esp_find_sk(x, skb);
 	if (sk) {
 		espintcp_xmit_esp(sk, skb);
 		sock_put(sk);

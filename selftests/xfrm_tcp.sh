@@ -33,6 +33,17 @@ ALGOS=(
 	"cbc-aes-hmac-sha256-esn|enc cbc(aes) 0x0102030405060708090a0b0c0d0e0f10 auth-trunc hmac(sha256) 0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20 128 flag esn replay-window 64"
 )
 
+# A responder in right, as a peer we do not control would run it:
+# accept one connection on port 4500, read the stream prefix, attach the
+# ULP, then read IKE messages until the end of the stream.
+responder_py='import socket,sys
+l=socket.socket(); l.bind((sys.argv[1],4500)); l.listen(1)
+s,_=l.accept()
+assert s.recv(6,socket.MSG_WAITALL)==b"IKETCP"
+s.setsockopt(socket.IPPROTO_TCP,31,b"espintcp")
+print("attached",flush=True)
+while s.recv(100): pass'
+
 cleanup() {
 	close_conn
 	netns_cleanup
@@ -41,20 +52,23 @@ cleanup() {
 trap cleanup EXIT
 
 # Open the RFC 8229 connection: right listens on 4500, left connects
-# (from port $2 if given).  Sets LPORT and RPORT.
+# (from port $2 if given), both bound to device $CONN_DEV if set.  Sets
+# LPORT and RPORT.
 open_conn() {
 	local fam=$1 sport=${2:-} r l i
 
 	if [ "$fam" = 6 ]; then r=$R6; else r=$R4; fi
 	: > "$tmp/conn.r"
 	: > "$tmp/conn.l"
-	exec 7> >(exec ip netns exec right "$conn" listen $r 4500 > "$tmp/conn.r")
+	exec 7> >(exec ip netns exec right "$conn" ${CONN_DEV:+-d "$CONN_DEV"} \
+		listen $r 4500 > "$tmp/conn.r")
 	conn_pids=$!
 	for i in $(seq 50); do
 		in_right ss -Htln | grep -q ':4500 ' && break
 		sleep 0.1
 	done
-	exec 8> >(exec ip netns exec left "$conn" connect $r 4500 $sport > "$tmp/conn.l")
+	exec 8> >(exec ip netns exec left "$conn" ${CONN_DEV:+-d "$CONN_DEV"} \
+		connect $r 4500 $sport > "$tmp/conn.l")
 	conn_pids="$conn_pids $!"
 	for i in $(seq 100); do
 		[ -s "$tmp/conn.l" ] && [ -s "$tmp/conn.r" ] && break
@@ -187,6 +201,21 @@ test_wire() {
 	ktap_diag "left SA sent $sa_out, module wrote $out frames, right module read $in"
 	[ "$out" = "$sa_out" ] && [ "$in" = "$out" ] ||
 		{ ktap_fail_msg "counters disagree"; rc=1; }
+	flush_xfrm
+	close_conn
+	return $rc
+}
+
+# Both ends' sockets bound to their veth (SO_BINDTODEVICE, as a daemon
+# in a VRF has them): ESP still finds its socket, on the device it
+# leaves by.
+test_bound_dev() {
+	local fam=$1 rc=0
+
+	CONN_DEV=veth0 open_conn "$fam" &&
+		tunnel_up "$fam" tunnel "${ALGOS[0]#*|}" espintcp ||
+		{ close_conn; ktap_fail_msg "setup"; return 1; }
+	traffic "$fam" $((1024 * 1024)) || rc=1
 	flush_xfrm
 	close_conn
 	return $rc
@@ -423,13 +452,6 @@ f=os.open(sys.argv[2],os.O_RDONLY)
 os.sendfile(s.fileno(),f,0,os.fstat(f).st_size)
 print("sent",flush=True)
 sys.stdin.read()'
-	local recv='import socket,sys
-l=socket.socket(); l.bind((sys.argv[1],4500)); l.listen(1)
-s,_=l.accept()
-assert s.recv(6,socket.MSG_WAITALL)==b"IKETCP"
-s.setsockopt(socket.IPPROTO_TCP,31,b"espintcp")
-print("attached",flush=True)
-sys.stdin.read()'
 
 	# A keep-alive, so that the ESP frame starts inside the file's pages,
 	# then [length][SPI 0x3001][seq 1][IV 8][ciphertext 64][ICV 16].
@@ -444,7 +466,7 @@ sys.stdout.buffer.write(b"\x00\x03\xff"+struct.pack(">H",len(body)+2)+body)' > "
 	probe_load || { ktap_fail_msg "cannot load espintcp_test_probe.ko"; return 1; }
 	probe_set esp_seen 0
 	probe_set esp_not_own 0
-	exec 5> >(exec ip netns exec right python3 -c "$recv" $R4 > "$tmp/recv.out")
+	exec 5> >(exec ip netns exec right python3 -c "$responder_py" $R4 > "$tmp/recv.out")
 	local p1=$!
 	sleep 1
 	exec 6> >(exec ip netns exec left python3 -c "$send" $R4 "$f" > "$tmp/send.out")
@@ -488,13 +510,6 @@ for i in range(n):
         s.sendall(buf); buf=bytearray()
 s.shutdown(socket.SHUT_WR)
 s.recv(1)'
-	local recv='import socket,sys
-l=socket.socket(); l.bind((sys.argv[1],4500)); l.listen(1)
-s,_=l.accept()
-assert s.recv(6,socket.MSG_WAITALL)==b"IKETCP"
-s.setsockopt(socket.IPPROTO_TCP,31,b"espintcp")
-print("attached",flush=True)
-while s.recv(100): pass'
 
 	in_left ethtool -K veth0 tso off gso off > /dev/null ||
 		{ ktap_fail_msg "cannot turn off TSO and GSO"; return 1; }
@@ -508,7 +523,7 @@ while s.recv(100): pass'
 	before=$(stat_of right xfrm_stat XfrmInStateProtoError)
 	nostates=$(stat_of right xfrm_stat XfrmInNoStates)
 	esp_in=$(stat_of right espintcp_stat EspInFrames)
-	ip netns exec right python3 -c "$recv" $R4 > "$tmp/recv.out" &
+	ip netns exec right python3 -c "$responder_py" $R4 > "$tmp/recv.out" &
 	local p1=$!
 	for _ in $(seq 50); do
 		in_right ss -Htln | grep -q ':4500 ' && break
@@ -590,6 +605,8 @@ tests+=(
 	"esp_in_tcp.gcm-aes128-async.ipv6.transport|test_async 6 transport"
 	"wire_is_tcp_4500_only|test_wire"
 	"tfc_padding|test_tfcpad"
+	"bound_to_device.ipv4|test_bound_dev 4"
+	"bound_to_device.ipv6|test_bound_dev 6"
 	"bad_algorithm_same_error|test_bad_algorithm"
 	"spliced_file_not_decrypted_in_place|test_spliced_file"
 	"gro_aggregates_every_frame_to_esp|test_gro"

@@ -9,6 +9,9 @@
  *   espintcp-conn connect ADDR PORT [SPORT] originator: connect, write
  *                                           "IKETCP"
  *
+ * With -d DEV first, the sockets are bound to that device
+ * (SO_BINDTODEVICE), as a daemon in a VRF has them.
+ *
  * Output, one line once the ULP is attached:
  *   local ADDR PORT remote ADDR PORT
  * which is what "ip xfrm state ... encap espintcp SPORT DPORT" needs.
@@ -36,11 +39,14 @@
 #define PREFIX		"IKETCP"
 #define PREFIX_LEN	6
 
+/* -d DEV: bind the sockets to a device (SO_BINDTODEVICE). */
+static const char *bind_dev;
+
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: espintcp-conn listen ADDR PORT\n"
-		"       espintcp-conn connect ADDR PORT [SPORT]\n");
+		"usage: espintcp-conn [-d DEV] listen ADDR PORT\n"
+		"       espintcp-conn [-d DEV] connect ADDR PORT [SPORT]\n");
 	exit(2);
 }
 
@@ -112,6 +118,13 @@ static void bypass_policy(int fd, int family)
 		die("bypass policy (out)");
 }
 
+static void bind_to_dev(int fd)
+{
+	if (bind_dev && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, bind_dev,
+				   strlen(bind_dev) + 1))
+		die("SO_BINDTODEVICE");
+}
+
 static int do_listen(struct addrinfo *ai)
 {
 	char pfx[PREFIX_LEN];
@@ -123,6 +136,7 @@ static int do_listen(struct addrinfo *ai)
 	if (lfd < 0)
 		die("socket");
 	bypass_policy(lfd, ai->ai_family);
+	bind_to_dev(lfd);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1))
 		die("bind/listen");
@@ -156,6 +170,7 @@ static int do_connect(struct addrinfo *ai, const char *sport)
 	if (fd < 0)
 		die("socket");
 	bypass_policy(fd, ai->ai_family);
+	bind_to_dev(fd);
 	if (sport) {
 		struct sockaddr_storage ss = { .ss_family = ai->ai_family };
 		in_port_t p = htons(atoi(sport));
@@ -235,6 +250,11 @@ int main(int argc, char **argv)
 	struct addrinfo *ai;
 	int fd;
 
+	if (argc > 2 && !strcmp(argv[1], "-d")) {
+		bind_dev = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 4)
 		usage();
 	if (resolve(argv[2], argv[3], &ai)) {
