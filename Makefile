@@ -9,6 +9,11 @@
 #   make demo         install what is needed, show ESP-in-TCP in the VM
 #   make parity       the ULP tests against upstream espintcp (builds a
 #                     kernel from linux-source-6.1 once, ~12 minutes)
+#   make fuzz         the fuzzer in the VM for SECONDS (default 60), with
+#                     SEED to replay a run; DEBUG=1 under the debug kernel
+#   make check-debug  every test under KASAN, lockdep, kmemleak etc.
+#                     (builds a debug kernel from linux-source-6.1 once,
+#                     ~26 minutes); run it for every change to module/
 #   make deps         install Debian packages, unpack the VM kernels,
 #                     make the Debian 13 root
 #   make install      modules_install + depmod for KVER
@@ -45,7 +50,9 @@ KMAKE = selftests/vm/kmake $(KVER) $(1)
 endif
 
 .PHONY: all modules test-modules selftests tools sparse install clean deps \
-	check check-run demo demo-run parity parity-run kdir tree
+	check check-run check-debug check-debug-run fuzz fuzz-run demo \
+	demo-run parity \
+	parity-run kdir tree
 
 all: modules
 
@@ -105,6 +112,34 @@ check-run: selftests tools
 parity:
 	selftests/vm/deps 6.1
 	$(MAKE) parity-run
+
+# The debug kernel is built once (cached); the module and the test
+# modules are built against its tree.
+check-debug:
+	selftests/vm/deps 6.1
+	selftests/vm/build-kernel debug >/dev/null
+	$(MAKE) check-debug-run KDIR=$$(selftests/vm/build-kernel debug --kdir)
+
+check-debug-run: selftests tools modules test-modules
+	selftests/check --debug
+
+SECONDS ?= 60
+ifdef DEBUG
+fuzz:
+	selftests/vm/deps 6.1
+	selftests/vm/build-kernel debug >/dev/null
+	$(MAKE) fuzz-run KDIR=$$(selftests/vm/build-kernel debug --kdir)
+else
+fuzz:
+	selftests/vm/deps $(or $(USER_KVER),6.1)
+	$(MAKE) fuzz-run
+endif
+
+fuzz-run: selftests modules
+	ESPINTCP_FUZZ_SECONDS=$(SECONDS) ESPINTCP_FUZZ_SEED=$(SEED) \
+		selftests/vm/run -t $$(($(SECONDS) * 2 + 900)) \
+		$(if $(DEBUG),--bzimage $$(selftests/vm/build-kernel debug) -m 3G,-k $(KVER)) \
+		-- selftests/run_tests fuzz.sh
 
 parity-run: selftests
 	selftests/check --parity

@@ -28,7 +28,9 @@ ko=${ESPINTCP_KO:-$top/build/$(uname -r)/espintcp.ko}
 xfer=$top/selftests/lib/xfer.py
 lsw=/usr/libexec/ipsec
 tmp=$(mktemp -d)
+# Bulk transfers: 10 MB, 1 MB under the debug kernel (make check-debug).
 MB10=$((10 * 1024 * 1024))
+[ -n "${ESPINTCP_DEBUG:-}" ] && MB10=$((1024 * 1024))
 nat=
 
 . lib/netns.sh

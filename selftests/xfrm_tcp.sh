@@ -20,7 +20,9 @@ ko=${ESPINTCP_KO:-$top/build/$(uname -r)/espintcp.ko}
 conn=$top/tools/espintcp-conn
 xfer=$top/selftests/lib/xfer.py
 tmp=$(mktemp -d)
+# Bulk transfers: 10 MB, 1 MB under the debug kernel (make check-debug).
 MB10=$((10 * 1024 * 1024))
+[ -n "${ESPINTCP_DEBUG:-}" ] && MB10=$((1024 * 1024))
 . lib/netns.sh
 
 # name|algorithm arguments for ip xfrm state (one key both ways: these
