@@ -96,26 +96,40 @@ static int espintcp_esp_init_state(struct xfrm_state *x,
 	return 0;
 }
 
-/* The established socket that carries the ULP for this SA: local
- * address and encap sport to remote address and encap dport, on the
- * device the packet leaves by (a socket bound to a device, or to a VRF,
- * matches only there; upstream looks up with no device and never finds
- * such sockets).  Returns it with a reference, or NULL.  Under RCU.
+/* The established socket from @x's peer and encap dport to its local
+ * address and encap sport, matched on devices @dif and @sdif.
+ */
+static struct sock *espintcp_esp_lookup(struct xfrm_state *x, __be16 sport,
+					__be16 dport, int dif, int sdif)
+{
+	struct net *net = xs_net(x);
+	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
+
+	if (x->props.family == AF_INET6)
+		return __inet6_lookup_established(net, hinfo, &x->id.daddr.in6,
+						  dport, &x->props.saddr.in6,
+						  ntohs(sport), dif, sdif);
+	return __inet_lookup_established(net, hinfo, x->id.daddr.a4, dport,
+					 x->props.saddr.a4, ntohs(sport), dif,
+					 sdif);
+}
+
+/* The socket that carries the ULP for this SA, on the device the packet
+ * leaves by: a socket bound to a device (or to a VRF) matches only
+ * there, and upstream, looking up with no device, never finds one.  An
+ * unbound socket whose packets leave by a VRF's device matches only with
+ * l3mdev_accept, so it is looked for without the device as well.  The
+ * bundle's device is the outer route's (never NULL: blackhole_netdev
+ * once unregistered).  Returns the socket with a reference, or NULL.
+ * Under RCU.
  */
 static struct sock *espintcp_esp_find_sk(struct xfrm_state *x,
 					 const struct sk_buff *skb)
 {
-	struct net *net = xs_net(x);
-	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
-	struct net_device *dev = skb_dst(skb)->dev;
-	int dif = 0, sdif = 0;
+	const struct net_device *dev = skb_dst(skb)->dev;
+	int sdif = l3mdev_master_ifindex_rcu(dev);
 	__be16 sport, dport;
 	struct sock *sk;
-
-	if (dev) {
-		dif = dev->ifindex;
-		sdif = l3mdev_master_ifindex_rcu(dev);
-	}
 
 	/* xfrm_state_update() rewrites the ports under x->lock. */
 	spin_lock_bh(&x->lock);
@@ -123,14 +137,9 @@ static struct sock *espintcp_esp_find_sk(struct xfrm_state *x,
 	dport = x->encap->encap_dport;
 	spin_unlock_bh(&x->lock);
 
-	if (x->props.family == AF_INET6)
-		sk = __inet6_lookup_established(net, hinfo, &x->id.daddr.in6,
-						dport, &x->props.saddr.in6,
-						ntohs(sport), dif, sdif);
-	else
-		sk = __inet_lookup_established(net, hinfo, x->id.daddr.a4,
-					       dport, x->props.saddr.a4,
-					       ntohs(sport), dif, sdif);
+	sk = espintcp_esp_lookup(x, sport, dport, dev->ifindex, sdif);
+	if (!sk && sdif)
+		sk = espintcp_esp_lookup(x, sport, dport, 0, 0);
 	if (!sk)
 		return NULL;
 	if (!sk_fullsock(sk) || !espintcp_is_ulp_sock(sk)) {
@@ -262,7 +271,11 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 		struct xfrm_dst *dst = (struct xfrm_dst *)skb_dst(skb);
 		u32 padto = min(x->tfcpad,
 				xfrm_state_mtu(x, dst->child_mtu_cached));
+		/* And no more than a frame holds. */
+		u32 room = ESPINTCP_MAX_FRAME - ESPINTCP_HDR_LEN -
+			   sizeof(*esph) - ivlen - alen;
 
+		padto = min(padto, rounddown(room, blksize) - 2);
 		if (skb->len < padto)
 			tfclen = padto - skb->len;
 	}

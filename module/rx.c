@@ -89,6 +89,7 @@ static int espintcp_recv_actor(read_descriptor_t *desc, struct sk_buff *skb,
 			       unsigned int offset, size_t len)
 {
 	struct strparser *strp = desc->arg.data;
+	unsigned int mem_fail = strp->stats.mem_fail;
 	int used;
 
 	/* After a fatal frame: strparser itself does not check, and TCP
@@ -103,14 +104,13 @@ static int espintcp_recv_actor(read_descriptor_t *desc, struct sk_buff *skb,
 	 */
 	used = strp_process(strp, skb, offset, len, ESPINTCP_MAX_FRAME, 0);
 
-	/* strparser takes all it is offered unless it failed: a fatal
-	 * frame (and it stopped us), or an atomic allocation, whose
-	 * -ENOMEM strp_process() keeps to itself.  Hand that on: then
+	/* An atomic allocation failed: strp_process() keeps the -ENOMEM
+	 * to itself (it only counts it).  Hand it on: then
 	 * strp_read_sock() retries from its work item instead of leaving
 	 * the bytes until the peer sends more, which for an IKE exchange
 	 * may be never.
 	 */
-	if (used < (int)len && !strp->stopped)
+	if (strp->stats.mem_fail != mem_fail)
 		desc->error = -ENOMEM;
 	return used;
 }
@@ -232,7 +232,6 @@ static void espintcp_push_headers(struct sock *sk, struct sk_buff *esp,
 				  const struct net_device *dev)
 {
 	unsigned int len = esp->len, nhlen;
-	const u8 *mac = skb_mac_header(skb);
 	struct tcphdr *th;
 
 	th = skb_push(esp, sizeof(*th));
@@ -241,10 +240,6 @@ static void espintcp_push_headers(struct sock *sk, struct sk_buff *esp,
 	th->dest = inet_sk(sk)->inet_sport;
 	th->doff = sizeof(*th) / 4;
 
-	/* The family of the packet, not of the socket: an IPv6 socket
-	 * connected to a v4-mapped address receives IPv4 packets, and its
-	 * inet addresses are the IPv4 ones.
-	 */
 	if (esp->protocol == htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h;
 
@@ -278,11 +273,13 @@ static void espintcp_push_headers(struct sock *sk, struct sk_buff *esp,
 	}
 	skb_reset_network_header(esp);
 
-	if (dev->type == ARPHRD_ETHER && dev->hard_header_len == ETH_HLEN) {
+	/* Received Ethernet headers are ETH_HLEN long, VLAN or not. */
+	if (dev->type == ARPHRD_ETHER) {
 		struct ethhdr *eth = skb_push(esp, ETH_HLEN);
+		const u8 *mac = skb_mac_header_was_set(skb) ?
+				skb_mac_header(skb) : NULL;
 
-		if (skb_mac_header_was_set(skb) && mac >= skb->head &&
-		    mac + ETH_HLEN <= skb->data) {
+		if (mac && mac >= skb->head && mac + ETH_HLEN <= skb->data) {
 			memcpy(eth, mac, ETH_HLEN);
 		} else {
 			memset(eth, 0, ETH_HLEN);
@@ -310,9 +307,21 @@ static void espintcp_rx_esp(struct espintcp_ctx *ctx, struct sk_buff *skb,
 	struct sock *sk = ctx->sk;
 	struct net_device *dev;
 	struct sk_buff *esp;
+	bool ipv6;
+	int iif;
+
+	/* The segments' own metadata may be gone: when the receive queue
+	 * runs over its buffer, TCP collapses segments into new skbs that
+	 * keep only the control block (no device, no protocol).  The
+	 * socket knows the family (an IPv6 socket connected to a
+	 * v4-mapped address carries IPv4) and its input device.
+	 */
+	ipv6 = sk->sk_family == AF_INET6 &&
+	       !ipv6_addr_v4mapped(&sk->sk_v6_daddr);
+	iif = skb->skb_iif ?: READ_ONCE(sk->sk_rx_dst_ifindex);
 
 	rcu_read_lock();
-	dev = dev_get_by_index_rcu(sock_net(sk), skb->skb_iif);
+	dev = dev_get_by_index_rcu(sock_net(sk), iif);
 	if (!dev) {
 		rcu_read_unlock();
 		espintcp_drop(ctx, skb, ESPINTCP_MIB_DROP_NO_DEV,
@@ -326,8 +335,8 @@ static void espintcp_rx_esp(struct espintcp_ctx *ctx, struct sk_buff *skb,
 			      LINUX_MIB_XFRMINERROR);
 		return;
 	}
-	esp->protocol = skb->protocol;
-	esp->skb_iif = skb->skb_iif;
+	esp->protocol = ipv6 ? htons(ETH_P_IPV6) : htons(ETH_P_IP);
+	esp->skb_iif = iif;
 	esp->mark = skb->mark;
 	esp->dev = dev;
 	espintcp_push_headers(sk, esp, skb, dev);
