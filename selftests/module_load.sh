@@ -129,9 +129,7 @@ test_no_esp6() {
 	# IPv4 works: the ULP, and an SA with TCP encapsulation.
 	./ulp_hold 4 </dev/null | grep -q ready ||
 		{ ktap_fail_msg "cannot attach the ULP over IPv4"; rc=1; }
-	ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 \
-		mode tunnel aead 'rfc4106(gcm(aes))' 0x$(printf '%040d' 1) 128 \
-		encap espintcp 4500 4500 0.0.0.0 ||
+	espintcp_add_test_sa ||
 		{ ktap_fail_msg "IPv4 espintcp SA refused"; rc=1; }
 	ip xfrm state flush
 	espintcp_rmmod || rc=1
@@ -150,17 +148,16 @@ try:
     c.setsockopt(socket.IPPROTO_TCP,31,b\"espintcp\"); print(\"ulp=ok\")
 except OSError as e:
     print(\"ulp=\"+errno.errorcode[e.errno])"
-if err=$(ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 \
-	mode tunnel aead "rfc4106(gcm(aes))" 0x$(printf "%040d" 1) 128 \
-	encap espintcp 4500 4500 0.0.0.0 2>&1); then
+if err=$(espintcp_add_test_sa 2>&1); then
 	echo sa=ok
 elif echo "$err" | grep -qE "Operation not permitted|needs CAP_NET_ADMIN"; then
 	echo sa=EPERM
 else
 	echo "sa=$err"
 fi'
-	setpriv --reuid=65534 --regid=65534 --clear-groups \
-		unshare -Urn bash -c "$script" 2>&1 | tr '\n' ' '
+	setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urn \
+		bash -c "$(declare -f espintcp_add_test_sa); $script" 2>&1 |
+		tr '\n' ' '
 }
 
 # By default only CAP_NET_ADMIN in the initial user namespace attaches

@@ -36,9 +36,7 @@ test_ulp() {
 test_sa() {
 	local rc=0
 
-	ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 \
-		mode tunnel aead 'rfc4106(gcm(aes))' 0x$(printf '%040d' 1) 128 \
-		encap espintcp 4500 4500 0.0.0.0 ||
+	espintcp_add_test_sa ||
 		{ ktap_fail_msg "IPv4 espintcp SA refused"; rc=1; }
 	ip xfrm state flush
 	return $rc

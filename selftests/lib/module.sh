@@ -9,6 +9,14 @@ espintcp_insmod() {	# KO
 	insmod "$1"
 }
 
+# Add an IPv4 SA with TCP encapsulation that no traffic uses, to see
+# whether the kernel (and the module) accept one.
+espintcp_add_test_sa() {
+	ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 \
+		mode tunnel aead 'rfc4106(gcm(aes))' 0x$(printf '%040d' 1) 128 \
+		encap espintcp 4500 4500 0.0.0.0
+}
+
 # Unload the module.  Closed sockets and flushed SAs are freed a moment
 # later (TCP teardown, the xfrm garbage collector), and each holds the
 # module: try for 10 s.
