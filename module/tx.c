@@ -72,6 +72,19 @@ static int espintcp_push_some(struct sock *sk, struct espintcp_pending *p)
 	return skb_send_sock_locked(sk, p->skb, p->off, p->len);
 }
 
+/* May ESP or the write-space work call into TCP?  Not with an error
+ * pending or the write side shut: TCP would fail the write with -EPIPE,
+ * and on the way take sk_err (sock_error() in sk_stream_error()), which
+ * is the reader's to see (an ICMP error under IP_RECVERR leaves the
+ * connection up), and send SIGPIPE to whatever task is current.  Stable
+ * under the socket lock.
+ */
+static bool espintcp_tx_blocked(const struct sock *sk)
+{
+	return READ_ONCE(sk->sk_err) ||
+	       (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN);
+}
+
 /* Push what TCP will take of the pending frame without waiting.
  * Returns 0 once nothing is pending, -EAGAIN while some remains, or the
  * TCP error that ends the stream (the pending frame is dropped then).
@@ -195,7 +208,7 @@ void espintcp_tx_work(struct work_struct *work)
 	struct sock *sk = ctx->sk;
 
 	lock_sock(sk);
-	if (espintcp_pending(ctx))
+	if (espintcp_pending(ctx) && !espintcp_tx_blocked(sk))
 		espintcp_push_pending(sk, ctx);
 	release_sock(sk);
 }
@@ -221,7 +234,8 @@ static void espintcp_push_esp(struct sock *sk, struct espintcp_ctx *ctx,
 	struct espintcp_pending *p = &ctx->pending;
 	unsigned int len = skb->len - skb_transport_offset(skb);
 
-	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT))) {
+	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)) ||
+	    espintcp_tx_blocked(sk)) {
 		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_NOT_CONNECTED,
 			      LINUX_MIB_XFRMOUTERROR);
 		return;
@@ -238,6 +252,23 @@ static void espintcp_push_esp(struct sock *sk, struct espintcp_ctx *ctx,
 	p->off = skb_transport_offset(skb);
 	p->len = len;
 	espintcp_push_pending(sk, ctx);
+}
+
+/* May ESP wait for the owner to release the socket?  What waits is
+ * charged to the socket's send buffer (sk_sndbuf, SO_SNDBUF): no more
+ * than the socket may hold of its own, and never more than
+ * netdev_max_backlog frames (upstream's only bound, 64 MB of frames).
+ * The first frame always waits.
+ */
+static bool espintcp_may_queue(const struct sock *sk,
+			       const struct espintcp_ctx *ctx,
+			       const struct sk_buff *skb)
+{
+	if (skb_queue_empty(&ctx->out_queue))
+		return true;
+	return skb_queue_len(&ctx->out_queue) < espintcp_max_backlog() &&
+	       ctx->out_queue_bytes + skb->truesize <=
+	       (unsigned int)READ_ONCE(sk->sk_sndbuf);
 }
 
 /* An ESP frame from XFRM for @sk, a socket found by its 4-tuple and
@@ -259,9 +290,9 @@ void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb)
 	}
 	if (!sock_owned_by_user(sk)) {
 		espintcp_push_esp(sk, ctx, skb);
-	} else if (skb_queue_len(&ctx->out_queue) <
-		   espintcp_max_backlog()) {
+	} else if (espintcp_may_queue(sk, ctx, skb)) {
 		/* Written from the release callback, in order. */
+		ctx->out_queue_bytes += skb->truesize;
 		__skb_queue_tail(&ctx->out_queue, skb);
 	} else {
 		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_QUEUE_FULL,
@@ -278,7 +309,9 @@ void espintcp_release_cb(struct sock *sk)
 	struct espintcp_ctx *ctx = espintcp_ctx(sk);
 	struct sk_buff *skb;
 
-	while ((skb = __skb_dequeue(&ctx->out_queue)))
+	while ((skb = __skb_dequeue(&ctx->out_queue))) {
+		ctx->out_queue_bytes -= skb->truesize;
 		espintcp_push_esp(sk, ctx, skb);
+	}
 	ctx->orig_prot->release_cb(sk);
 }

@@ -46,6 +46,17 @@ s.setsockopt(socket.IPPROTO_TCP,31,b"espintcp")
 print("attached",flush=True)
 while s.recv(100): pass'
 
+# Start the responder in right, output in $tmp/recv.out; its process in
+# responder_pid once it listens.
+start_responder() {
+	ip netns exec right python3 -c "$responder_py" $R4 > "$tmp/recv.out" &
+	responder_pid=$!
+	for _ in $(seq 50); do
+		in_right ss -Htln | grep -q ':4500 ' && break
+		sleep 0.1
+	done
+}
+
 cleanup() {
 	close_conn
 	netns_cleanup
@@ -243,6 +254,154 @@ test_tfcpad() {
 		{ ktap_fail_msg "ESP without TFC padding"; rc=1; }
 	flush_xfrm
 	close_conn
+	return $rc
+}
+
+# ESP that comes while a system call owns the socket waits for it,
+# charged to the socket's send buffer: the probe module owns the left
+# socket for 8 s while pings of 1000 bytes go out for 3 s, as fast as
+# ping sends them.  No more than SO_SNDBUF waits (upstream queues up to
+# netdev_max_backlog frames, 64 MB a socket); the rest is counted in
+# EspOutQueueFull.
+test_owned_queue() {
+	local rc=0 sndbuf out0 full0 out full hold
+
+	probe_load || { ktap_fail_msg "cannot load espintcp_test_probe.ko"; return 1; }
+	open_conn 4 && tunnel_up 4 tunnel "${ALGOS[0]#*|}" espintcp ||
+		{ close_conn; ktap_fail_msg "setup"; return 1; }
+	in_left ping -c 1 -W 3 $R4 > /dev/null ||
+		{ flush_xfrm; close_conn; ktap_fail_msg "ping"; return 1; }
+	sndbuf=$(in_left ss -Htmn state established "( sport = :$LPORT )" |
+		 sed -n 's/.*,tb\([0-9]*\),.*/\1/p')
+	out0=$(stat_of left espintcp_stat EspOutFrames)
+	full0=$(stat_of left espintcp_stat EspOutQueueFull)
+	# Opened here: 'ip netns exec' mounts a /sys without debugfs.  The
+	# write, from left, looks the socket up there.
+	in_left sh -c "echo '$L4 $LPORT $R4 $RPORT 8000' >&9" \
+		9> /sys/kernel/debug/espintcp_test_hold &
+	hold=$!
+	for _ in $(seq 100); do
+		[ "$(probe_get holding)" = 1 ] && break
+		sleep 0.05
+	done
+	# -S: a send buffer for hundreds of pings (ping's own holds one),
+	# since what waits stays charged to the sender too.
+	in_left ping -q -w 3 -i 0.002 -s 1000 -S 1000000 $R4 > "$tmp/ping" 2>&1
+	[ "$(probe_get holding)" = 1 ] ||
+		{ ktap_fail_msg "the socket was not owned for all the pings"; rc=1; }
+	wait $hold || { ktap_fail_msg "the probe could not own the socket"; rc=1; }
+	sleep 0.5
+	out=$(($(stat_of left espintcp_stat EspOutFrames) - out0))
+	full=$(($(stat_of left espintcp_stat EspOutQueueFull) - full0))
+	ktap_diag "$(grep transmitted "$tmp/ping")"
+	ktap_diag "send buffer $sndbuf: $out frames waited, $full dropped"
+	[ -n "$sndbuf" ] && [ "$full" -ge 1 ] &&
+		[ $(((out - 1) * 1000)) -le "$sndbuf" ] ||
+		{ ktap_fail_msg "more than the send buffer waited"; rc=1; }
+	in_left ping -c 2 -W 3 $R4 > /dev/null ||
+		{ ktap_fail_msg "no ping after the socket was released"; rc=1; }
+	flush_xfrm
+	close_conn
+	return $rc
+}
+
+# An ICMP error for the connection, with IP_RECVERR set on the socket (as
+# a daemon may), leaves TCP up and sets sk_err for the reader.  ESP sent
+# meanwhile must not hand the error to TCP's write path, which would take
+# it (and send SIGPIPE to whoever is current): it is dropped, counted in
+# EspOutNotConnected, and the daemon's recv still gets ECONNREFUSED.
+test_sk_err_kept() {
+	local rc=0 lport line nc0 nc
+	local client='import errno,socket,sys
+s=socket.create_connection((sys.argv[1],4500))
+s.sendall(b"IKETCP")
+s.setsockopt(socket.IPPROTO_TCP,31,b"espintcp")
+s.setsockopt(socket.IPPROTO_IP,11,1)  # IP_RECVERR
+print(s.getsockname()[1],flush=True)
+for line in sys.stdin:
+    if line.startswith("send"):
+        s.send(b"\0\0\0\0"+b"i"*200)
+        print("sent",flush=True)
+        continue
+    try:
+        s.recv(100,socket.MSG_DONTWAIT)
+        print("data",flush=True)
+    except OSError as e:
+        print(errno.errorcode[e.errno],flush=True)'
+	# In right: the first data segment from the port, answered with
+	# ICMP port unreachable quoting it (its sequence is unacknowledged).
+	local icmp='import socket,struct,sys
+lport=int(sys.argv[1])
+p=socket.socket(socket.AF_PACKET,socket.SOCK_DGRAM,socket.htons(0x0800))
+p.settimeout(30)
+print("ready",flush=True)
+while True:
+    pkt=p.recv(65535)
+    ihl=(pkt[0]&15)*4
+    if pkt[9]!=6: continue
+    sp,dp,seq=struct.unpack(">HHI",pkt[ihl:ihl+8])
+    tot=struct.unpack(">H",pkt[2:4])[0]
+    if sp==lport and dp==4500 and tot>ihl+(pkt[ihl+12]>>4)*4: break
+m=struct.pack(">BBHI",3,3,0,0)+pkt[:ihl+8]
+c=sum(struct.unpack(">%dH"%(len(m)//2),m))
+c=(c>>16)+(c&0xffff)
+c+=c>>16
+m=m[:2]+struct.pack(">H",~c&0xffff)+m[4:]
+r=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)
+r.sendto(m,(socket.inet_ntoa(pkt[12:16]),0))
+print("icmp",seq,flush=True)'
+
+	start_responder
+	local p1=$responder_pid
+	coproc CLIENT { exec ip netns exec left python3 -c "$client" $R4; }
+	read -r -t 20 lport <&"${CLIENT[0]}" ||
+		{ ktap_fail_msg "no connection"; kill $p1 2>/dev/null; return 1; }
+	# ESP for pings only: the connection itself stays clear of the SA.
+	# shellcheck disable=SC2086
+	ip -n left xfrm state add src $L4 dst $R4 proto esp spi 0x1001 \
+		reqid 1 mode tunnel ${ALGOS[0]#*|} \
+		encap espintcp $lport 4500 0.0.0.0 &&
+	ip -n left xfrm policy add src $L4 dst $R4 proto icmp dir out \
+		tmpl src $L4 dst $R4 proto esp reqid 1 mode tunnel || rc=1
+	ip netns exec right python3 -c "$icmp" "$lport" > "$tmp/icmp.out" &
+	local p2=$!
+	for _ in $(seq 100); do
+		grep -q ready "$tmp/icmp.out" && break
+		sleep 0.1
+	done
+	# Right's ACKs never arrive: the segment stays unacknowledged.
+	ip netns exec left nft -f - <<-EOF || rc=1
+		table inet noack {
+			chain input {
+				type filter hook input priority 0;
+				tcp sport 4500 drop
+			}
+		}
+	EOF
+	echo send >&"${CLIENT[1]}"
+	read -r -t 20 line <&"${CLIENT[0]}"
+	for _ in $(seq 100); do
+		grep -q icmp "$tmp/icmp.out" && break
+		sleep 0.1
+	done
+	grep -q icmp "$tmp/icmp.out" ||
+		{ ktap_fail_msg "no data segment seen"; rc=1; }
+	ktap_diag "right: $(grep icmp "$tmp/icmp.out")"
+	sleep 0.5
+	nc0=$(stat_of left espintcp_stat EspOutNotConnected)
+	in_left ping -c 3 -i 0.2 -W 1 $R4 > /dev/null
+	nc=$(($(stat_of left espintcp_stat EspOutNotConnected) - nc0))
+	echo recv >&"${CLIENT[1]}"
+	read -r -t 20 line <&"${CLIENT[0]}"
+	ktap_diag "ESP dropped with the error pending: $nc; the reader got: $line"
+	[ "$line" = ECONNREFUSED ] ||
+		{ ktap_fail_msg "the error did not reach the reader"; rc=1; }
+	[ "$nc" -ge 3 ] ||
+		{ ktap_fail_msg "ESP went to TCP with an error pending"; rc=1; }
+	ip netns exec left nft delete table inet noack
+	exec {CLIENT[1]}>&-
+	wait "$CLIENT_PID" $p1 $p2 2>/dev/null
+	flush_xfrm
 	return $rc
 }
 
@@ -525,12 +684,8 @@ s.recv(1)'
 	before=$(stat_of right xfrm_stat XfrmInStateProtoError)
 	nostates=$(stat_of right xfrm_stat XfrmInNoStates)
 	esp_in=$(stat_of right espintcp_stat EspInFrames)
-	ip netns exec right python3 -c "$responder_py" $R4 > "$tmp/recv.out" &
-	local p1=$!
-	for _ in $(seq 50); do
-		in_right ss -Htln | grep -q ':4500 ' && break
-		sleep 0.1
-	done
+	start_responder
+	local p1=$responder_pid
 	ktap_diag "seed $$"
 	in_left timeout 120 python3 -c "$send" $R4 $n $$ ||
 		{ ktap_fail_msg "the sender failed"; rc=1; }
@@ -607,6 +762,8 @@ tests+=(
 	"esp_in_tcp.gcm-aes128-async.ipv6.transport|test_async 6 transport"
 	"wire_is_tcp_4500_only|test_wire"
 	"tfc_padding|test_tfcpad"
+	"owned_socket_queue_charged|test_owned_queue"
+	"sk_err_left_to_reader|test_sk_err_kept"
 	"bound_to_device.ipv4|test_bound_dev 4"
 	"bound_to_device.ipv6|test_bound_dev 6"
 	"bad_algorithm_same_error|test_bad_algorithm"
