@@ -10,10 +10,12 @@
 #   make parity       the ULP tests against upstream espintcp (builds a
 #                     kernel from linux-source-6.1 once, ~12 minutes)
 #   make fuzz         the fuzzer in the VM for SECONDS (default 60), with
-#                     SEED to replay a run; DEBUG=1 under the debug kernel
-#   make check-debug  every test under KASAN, lockdep, kmemleak etc.
-#                     (builds a debug kernel from linux-source-6.1 once,
-#                     ~26 minutes); run it for every change to module/
+#                     SEED to replay a run; DEBUG=1 (DEBUG=6.12) under
+#                     the 6.1 (6.12) debug kernel
+#   make check-debug  every test under KASAN, lockdep, kmemleak etc., on
+#                     debug kernels built once each from Debian's
+#                     linux-source (DEBUG_LINES: 6.1 6.12; about 30
+#                     minutes each); run it for every change to module/
 #   make deps         install Debian packages, unpack the VM kernels,
 #                     make the Debian 13 root
 #   make install      modules_install + depmod for KVER
@@ -113,22 +115,32 @@ parity:
 	selftests/vm/deps 6.1
 	$(MAKE) parity-run
 
-# The debug kernel is built once (cached); the module and the test
-# modules are built against its tree.
+# The debug kernels (DEBUG_LINES: 6.1, and 6.12 from Debian 13's
+# source) are built once each (cached); the module and the test modules
+# are built against each tree, then one VM boot each runs everything.
+DEBUG_LINES ?= 6.1 6.12
+debug_deps = 6.1 $(if $(filter 6.12,$(1)),trixie)
+
 check-debug:
-	selftests/vm/deps 6.1
-	selftests/vm/build-kernel debug >/dev/null
-	$(MAKE) check-debug-run KDIR=$$(selftests/vm/build-kernel debug --kdir)
+	selftests/vm/deps $(call debug_deps,$(DEBUG_LINES))
+	@rc=0; for l in $(DEBUG_LINES); do \
+		selftests/vm/build-kernel debug $$l >/dev/null || exit 1; \
+		$(MAKE) check-debug-run DEBUG_LINE=$$l \
+			KDIR=$$(selftests/vm/build-kernel debug $$l --kdir) || rc=1; \
+	done; exit $$rc
 
+DEBUG_LINE ?= 6.1
 check-debug-run: selftests tools modules test-modules
-	selftests/check --debug
+	selftests/check --debug $(DEBUG_LINE)
 
+# DEBUG=1 (or DEBUG=6.12): under the debug kernel of that line.
 SECONDS ?= 60
+fuzz_line = $(if $(filter 6.12,$(DEBUG)),6.12,6.1)
 ifdef DEBUG
 fuzz:
-	selftests/vm/deps 6.1
-	selftests/vm/build-kernel debug >/dev/null
-	$(MAKE) fuzz-run KDIR=$$(selftests/vm/build-kernel debug --kdir)
+	selftests/vm/deps $(call debug_deps,$(fuzz_line))
+	selftests/vm/build-kernel debug $(fuzz_line) >/dev/null
+	$(MAKE) fuzz-run KDIR=$$(selftests/vm/build-kernel debug $(fuzz_line) --kdir)
 else
 fuzz:
 	selftests/vm/deps $(or $(USER_KVER),6.1)
@@ -138,7 +150,7 @@ endif
 fuzz-run: selftests modules
 	ESPINTCP_FUZZ_SECONDS=$(SECONDS) ESPINTCP_FUZZ_SEED=$(SEED) \
 		selftests/vm/run -t $$(($(SECONDS) * 2 + 900)) \
-		$(if $(DEBUG),--bzimage $$(selftests/vm/build-kernel debug) -m 3G,-k $(KVER)) \
+		$(if $(DEBUG),--bzimage $$(selftests/vm/build-kernel debug $(fuzz_line)) -m 3G,-k $(KVER)) \
 		-- selftests/run_tests fuzz.sh
 
 parity-run: selftests
