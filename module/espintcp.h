@@ -53,7 +53,7 @@ enum espintcp_mib {
 	ESPINTCP_MIB_OUT_NO_SOCKET,	/* no ULP socket for the SA */
 	ESPINTCP_MIB_OUT_NOT_CONNECTED,	/* not established, error, shut */
 	ESPINTCP_MIB_OUT_BUSY,		/* a frame still pending, TCP full */
-	ESPINTCP_MIB_OUT_QUEUE_FULL,	/* socket owned, sndbuf's worth queued */
+	ESPINTCP_MIB_OUT_QUEUE_FULL,	/* socket owned, sndbuf's worth waits */
 	ESPINTCP_MIB_OUT_ERROR,		/* crypto, memory or size error */
 	ESPINTCP_MIB_MAX
 };
@@ -82,7 +82,7 @@ struct espintcp_ctx {
 
 	struct espintcp_pending pending;
 	struct sk_buff_head out_queue;	/* ESP while the socket is owned */
-	unsigned int out_queue_bytes;	/* their truesize */
+	unsigned int out_queue_bytes;	/* sum of their truesize */
 	struct work_struct tx_work;	/* push @pending on write space */
 	struct work_struct abort_work;	/* reset after a fatal error */
 

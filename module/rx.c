@@ -482,8 +482,17 @@ int espintcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len,
 					      &off, &err, &last);
 		if (skb)
 			break;
-		if (err != -EAGAIN)
-			return err;	/* sk_err: reset, fatal framing */
+		if (err != -EAGAIN) {
+			/* sk_err, now taken: a reset, a fatal length, or
+			 * an ICMP error that left the connection up, where
+			 * the rest of a pending frame may go again (the
+			 * write-space work skipped it while the error was
+			 * pending).
+			 */
+			if (READ_ONCE(ctx->pending.skb))
+				schedule_work(&ctx->tx_work);
+			return err;
+		}
 
 		if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) {
 			/* End of stream.  Frames that arrived while the

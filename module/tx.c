@@ -40,7 +40,7 @@ static int espintcp_push_frags(struct sock *sk, struct espintcp_pending *p)
 {
 	const struct skb_shared_info *shi = skb_shinfo(p->skb);
 	struct msghdr msg = {
-		.msg_flags = MSG_DONTWAIT | ESPINTCP_MSG_SPLICE,
+		.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | ESPINTCP_MSG_SPLICE,
 	};
 	struct bio_vec bvec[MAX_SKB_FRAGS];
 	unsigned int off = p->off, n = 0, i;
@@ -72,16 +72,19 @@ static int espintcp_push_some(struct sock *sk, struct espintcp_pending *p)
 	return skb_send_sock_locked(sk, p->skb, p->off, p->len);
 }
 
-/* May ESP or the write-space work call into TCP?  Not with an error
- * pending or the write side shut: TCP would fail the write with -EPIPE,
- * and on the way take sk_err (sock_error() in sk_stream_error()), which
- * is the reader's to see (an ICMP error under IP_RECVERR leaves the
- * connection up), and send SIGPIPE to whatever task is current.  Stable
- * under the socket lock.
+/* May ESP or the write-space work call into TCP?  Not unless the
+ * connection is up with no error pending and the write side open: TCP
+ * would fail the write with -EPIPE, and on the way take sk_err
+ * (sock_error() in sk_stream_error()), which is the reader's to see (an
+ * ICMP error under IP_RECVERR leaves the connection up), and send
+ * SIGPIPE to whatever task is current.  Under the socket lock, nothing
+ * sets sk_err or shuts the socket; a reader may clear sk_err meanwhile,
+ * which only makes the answer stale the safe way.
  */
 static bool espintcp_tx_blocked(const struct sock *sk)
 {
-	return READ_ONCE(sk->sk_err) ||
+	return !((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)) ||
+	       READ_ONCE(sk->sk_err) ||
 	       (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN);
 }
 
@@ -234,8 +237,7 @@ static void espintcp_push_esp(struct sock *sk, struct espintcp_ctx *ctx,
 	struct espintcp_pending *p = &ctx->pending;
 	unsigned int len = skb->len - skb_transport_offset(skb);
 
-	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)) ||
-	    espintcp_tx_blocked(sk)) {
+	if (espintcp_tx_blocked(sk)) {
 		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_NOT_CONNECTED,
 			      LINUX_MIB_XFRMOUTERROR);
 		return;
@@ -255,10 +257,11 @@ static void espintcp_push_esp(struct sock *sk, struct espintcp_ctx *ctx,
 }
 
 /* May ESP wait for the owner to release the socket?  What waits is
- * charged to the socket's send buffer (sk_sndbuf, SO_SNDBUF): no more
- * than the socket may hold of its own, and never more than
+ * bounded by the socket's send buffer (sk_sndbuf, SO_SNDBUF), counted in
+ * truesize, besides what TCP holds, and never exceeds
  * netdev_max_backlog frames (upstream's only bound, 64 MB of frames).
- * The first frame always waits.
+ * The first frame always waits.  The skbs stay charged to their sender,
+ * if local; forwarded traffic has no other bound.
  */
 static bool espintcp_may_queue(const struct sock *sk,
 			       const struct espintcp_ctx *ctx,
@@ -290,6 +293,10 @@ void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb)
 	}
 	if (!sock_owned_by_user(sk)) {
 		espintcp_push_esp(sk, ctx, skb);
+	} else if (espintcp_tx_blocked(sk)) {
+		/* What push_esp() would do with it at release. */
+		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_NOT_CONNECTED,
+			      LINUX_MIB_XFRMOUTERROR);
 	} else if (espintcp_may_queue(sk, ctx, skb)) {
 		/* Written from the release callback, in order. */
 		ctx->out_queue_bytes += skb->truesize;
