@@ -65,7 +65,7 @@ kdir:
 # kernel keeps its own objects.
 tree: kdir
 	@mkdir -p $(B)/module $(B)/selftests/modules
-	@ln -sfr Kbuild -t $(B)
+	@ln -sfr Kbuild VERSION -t $(B)
 	@ln -sfr module/*.[ch] -t $(B)/module
 	@ln -sfr selftests/modules/Kbuild selftests/modules/*.c \
 		-t $(B)/selftests/modules

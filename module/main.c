@@ -69,6 +69,7 @@ module_exit(espintcp_module_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("ESP-in-TCP encapsulation (RFC 8229/9329) as a TCP ULP");
+MODULE_VERSION(ESPINTCP_VERSION);
 MODULE_ALIAS_TCP_ULP(ESPINTCP_ULP_NAME);
 /* The ESP types we stand in for; esp6 is optional. */
 MODULE_SOFTDEP("pre: esp4 esp6");
