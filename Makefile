@@ -16,6 +16,7 @@
 #                     debug kernels built once each from Debian's
 #                     linux-source (DEBUG_LINES: 6.1 6.12; about 30
 #                     minutes each); run it for every change to module/
+#   make deb          build the Debian package espintcp-dkms (in build/deb/)
 #   make deps         install Debian packages, unpack the VM kernels,
 #                     make the Debian 13 root
 #   make install      modules_install + depmod for KVER
@@ -52,6 +53,7 @@ KMAKE = selftests/vm/kmake $(KVER) $(1)
 endif
 
 .PHONY: all modules test-modules selftests tools sparse install clean deps \
+	deb deb-build \
 	check check-run check-debug check-debug-run fuzz fuzz-run demo \
 	demo-run parity \
 	parity-run kdir tree
@@ -98,14 +100,33 @@ clean:
 deps:
 	selftests/vm/deps $(or $(USER_KVER),$(KVERS))
 
+# The DKMS package, built with dpkg-buildpackage from a copy of what it
+# ships (dpkg-buildpackage writes its results beside the source folder),
+# then checked by lintian.
+VERSION := $(file <VERSION)
+DEB := build/deb/espintcp-dkms_$(VERSION)_all.deb
+
+deb:
+	selftests/vm/deps 6.1
+	$(MAKE) deb-build
+
+deb-build:
+	rm -rf build/deb
+	mkdir -p build/deb/espintcp-$(VERSION)
+	cp -r COPYING Kbuild VERSION debian module build/deb/espintcp-$(VERSION)/
+	cd build/deb/espintcp-$(VERSION) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --info $(DEB)
+	@echo "$(DEB)"
+
 # The two entry points run 'deps' first, then start over so that KVER is
 # resolved from what 'deps' installed.
 check:
-	selftests/vm/deps $(KVERS)
+	selftests/vm/deps $(KVERS) dkms
 	$(MAKE) check-run
 
-# Every kernel of KVERS gets its modules, then one VM boot each.
-check-run: selftests tools
+# The package, then every kernel of KVERS gets its modules, then one VM
+# boot each.
+check-run: selftests tools deb-build
 	@for k in $(KVERS); do \
 		$(MAKE) KVER=$$k modules test-modules || exit 1; \
 	done

@@ -38,21 +38,24 @@ line_name() {
 	esac
 }
 
-# The Debian archive this host's apt uses for bookworm (no host name is
-# written down here): the URI of the first source that carries the
-# bookworm suite, in deb822 or one-line format.
-apt_mirror() {
+# The Debian archive this host's apt uses for a suite (default bookworm;
+# no host name is written down here): the URI of the first source that
+# carries it, in deb822 or one-line format.
+apt_uri() {	# [SUITE]
+	local suite=${1:-bookworm}
+
 	{
 		for f in /etc/apt/sources.list.d/*.sources; do
 			[ -r "$f" ] || continue
-			awk 'BEGIN { RS = ""; FS = "\n" }
+			awk -v s="$suite" 'BEGIN { RS = ""; FS = "\n" }
 			{
 				uri = ""; ok = 0
 				for (i = 1; i <= NF; i++) {
 					if ($i ~ /^URIs:/) {
 						split($i, u, " "); uri = u[2]
 					}
-					if ($i ~ /^Suites:/ && $i ~ /[ \t]bookworm([ \t]|$)/)
+					if ($i ~ /^Suites:/ &&
+					    $i ~ ("[ \t]" s "([ \t]|$)"))
 						ok = 1
 				}
 				if (ok && uri != "") print uri
@@ -60,8 +63,23 @@ apt_mirror() {
 		done
 		cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
 			2>/dev/null |
-		sed -n 's/^deb[ \t]\+\(\[[^]]*\][ \t]\+\)\?\([^ \t]\+\)[ \t]\+bookworm[ \t].*/\2/p'
+		awk -v s="$suite" '$1 == "deb" {
+			i = 2
+			if ($i ~ /^\[/)
+				while ($i !~ /\]$/)
+					i++
+			if ($i ~ /^\[/ || $i ~ /\]$/)
+				i++
+			if ($(i + 1) == s)
+				print $i
+		}'
 	} | head -n 1
+}
+
+# The archive for bookworm, which is also where the other releases are
+# taken from (trixie and bookworm-backports are suites of it).
+apt_mirror() {
+	apt_uri bookworm
 }
 
 # Where the kernel build tree of an ABI is: "host PATH" (the host's own
