@@ -107,7 +107,7 @@ VERSION := $(file <VERSION)
 DEB := build/deb/espintcp-dkms_$(VERSION)_all.deb
 
 deb:
-	selftests/vm/deps 6.1
+	selftests/vm/deps deb
 	$(MAKE) deb-build
 
 deb-build:

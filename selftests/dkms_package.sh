@@ -11,9 +11,11 @@
 #     key, with the version of the VERSION file;
 #   - bookworm-backports' 6.12 headers installed afterwards: the kernel's
 #     header hook builds it for that kernel too;
+#   - reinstalling (as an upgrade does) leaves it built for both;
 #   - a kernel with espintcp built in (CONFIG_INET_ESPINTCP=y) is
 #     skipped, not failed;
-#   - Debian 13 with its kernel headers: built and installed for it;
+#   - Debian 13 with its kernel headers: built and installed for it, and
+#     the same skip;
 #   - 'apt-get purge' removes every module it built, on both.
 #
 # The modules built in the roots are kept in build/dkms/ABI/ for
@@ -131,7 +133,8 @@ check_built() {	# KVER
 		{ ktap_fail_msg "modinfo version '$v', VERSION says '$version'"; return 1; }
 	signer=$(modinfo -F signer "$ko")
 	ktap_diag "$k: ${ko#"$root"}, version $v, signed by '${signer:-nobody}'"
-	[ -n "$signer" ] && [ -s "$root/var/lib/dkms/mok.pub" ] ||
+	[ "$signer" = "DKMS module signing key" ] &&
+		[ -s "$root/var/lib/dkms/mok.pub" ] ||
 		{ ktap_fail_msg "the module is not signed with DKMS's key"; return 1; }
 	# For the VM test, as the package laid it out.
 	mkdir -p "$top/build/dkms/$k"
@@ -177,25 +180,60 @@ test_bookworm_headers_later() {
 	check_built "$kbpo" && check_built "$k61"
 }
 
-# A kernel with espintcp of its own: Debian 12's headers with
-# CONFIG_INET_ESPINTCP=y in their configuration, under another release
-# name.  DKMS must decline (exit code 77, "skipped"), and install nothing.
-test_skips_builtin() {
-	local k=${k61/-amd64/-espintcp}-amd64 h rc
+# A kernel with espintcp of its own: this root's headers with
+# CONFIG_INET_ESPINTCP=y in their configuration (.config for Debian 12's
+# dkms, include/config/auto.conf for Debian 13's), under another release
+# name.  DKMS declines (exit code 77, "skipped") and installs nothing;
+# Debian 13's header hook then succeeds.  Debian 12's dkms (3.0.10)
+# reports the skip from its hook as a failure (exit code 11, fixed in
+# dkms 3.0.11): printed, not asserted.
+test_skips_builtin() {	# KVER
+	local k=${1/-amd64/-espintcp}-amd64 h rc hook left
 
 	installed || return 1
 	h=/usr/src/linux-headers-$k
-	cp -a "$root/usr/src/linux-headers-$k61" "$root$h"
+	cp -a "$root/usr/src/linux-headers-$1" "$root$h"
 	echo CONFIG_INET_ESPINTCP=y >> "$root$h/.config"
+	[ -e "$root$h/include/config/auto.conf" ] &&
+		echo CONFIG_INET_ESPINTCP=y >> "$root$h/include/config/auto.conf"
 	mkdir -p "$root/lib/modules/$k"
 	ln -s "$h" "$root/lib/modules/$k/build"
 	in_root dkms install -m espintcp -v "$version" -k "$k" > "$tmp/ex.log" 2>&1
 	rc=$?
-	sed 's/^/# /' "$tmp/ex.log" | head -n 5
+	grep -i 'exclusive\|skip' "$tmp/ex.log" | head -n 3 | sed 's/^/# /'
+	in_root /etc/kernel/header_postinst.d/dkms "$k" > "$tmp/hook.log" 2>&1
+	hook=$?
+	ktap_diag "$k: dkms install exit code $rc, header hook exit code $hook"
+	left=$(cd "$root" && ls lib/modules/"$k"/updates/dkms/espintcp.ko* 2>/dev/null)
+	[ -z "$left" ] && [ -z "$(dkms_state "$k")" ] ||
+		{ ktap_fail_msg "built for a kernel with espintcp: $left"; rc=1; }
 	rm -rf "$root$h" "$root/lib/modules/$k"
 	[ "$rc" = 77 ] ||
 		{ ktap_fail_msg "dkms install exited with $rc, not 77 (skipped)"; return 1; }
-	! ls "$root"/lib/modules/"$k"/updates/dkms/espintcp.ko* >/dev/null 2>&1
+	[ "$hook" = 0 ] || [ "$1" = "$k61" ] ||
+		ktap_fail_msg "the header hook failed on a kernel with espintcp"
+}
+
+# Reinstalling (an upgrade does the same) removes the module from every
+# kernel first; Debian 12's DKMS then builds only for the running kernel
+# and the newest one that has a /boot/config (none in the root).  In a
+# root, where the running kernel is the host's and not installed, it
+# builds for all instead: a /lib/modules folder of the host's release
+# (without headers, like a running kernel whose headers are gone) makes
+# it take the path of a real system.  The package's own postinst builds
+# for every kernel with headers.
+test_bookworm_reinstall() {
+	local running rc=0
+
+	installed || return 1
+	running=$(uname -r)
+	mkdir "$root/lib/modules/$running" || return 1
+	in_root apt-get install -q -y --reinstall "/root/${deb##*/}" \
+		> "$tmp/reinstall.log" 2>&1 ||
+		{ tail -n 20 "$tmp/reinstall.log"; ktap_fail_msg "apt-get install --reinstall failed"; rc=1; }
+	rmdir "$root/lib/modules/$running"
+	grep -E 'Building for' "$tmp/reinstall.log" | sed 's/^/# /'
+	[ $rc = 0 ] && check_built "$k61" && check_built "$kbpo"
 }
 
 # Purging the package removes what it built, for every kernel.
@@ -207,8 +245,9 @@ check_purged() {
 	left=$(cd "$root" && ls -d lib/modules/*/updates/dkms/espintcp.ko* \
 		var/lib/dkms/espintcp usr/src/espintcp-* 2>/dev/null)
 	[ -z "$left" ] || { ktap_fail_msg "left behind: $left"; return 1; }
-	[ -z "$(in_root dkms status -m espintcp)" ] ||
-		{ ktap_fail_msg "dkms still lists espintcp"; return 1; }
+	left=$(in_root dkms status -m espintcp) ||
+		{ ktap_fail_msg "dkms status failed"; return 1; }
+	[ -z "$left" ] || { ktap_fail_msg "dkms still lists: $left"; return 1; }
 }
 
 test_bookworm_purge() {
@@ -226,22 +265,26 @@ test_trixie_purge() {
 	installed && check_purged
 }
 
-ktap_plan 7
-if [ "$(id -u)" != 0 ] || ! command -v mmdebstrap >/dev/null ||
-   [ -z "$k61" ] || [ -z "$kbpo" ] || [ -z "$k13" ]; then
-	for t in lintian bookworm_install bookworm_headers_later \
-		 bookworm_skips_builtin bookworm_purge trixie_install \
-		 trixie_purge; do
-		ktap_run "dkms.$t" ktap_skip_msg \
+tests=(
+	"lintian|test_lintian"
+	"bookworm_install|test_bookworm_install"
+	"bookworm_headers_later|test_bookworm_headers_later"
+	"bookworm_reinstall|test_bookworm_reinstall"
+	"bookworm_skips_builtin|test_skips_builtin $k61"
+	"bookworm_purge|test_bookworm_purge"
+	"trixie_install|test_trixie_install"
+	"trixie_skips_builtin|test_skips_builtin $k13"
+	"trixie_purge|test_trixie_purge"
+)
+ktap_plan ${#tests[@]}
+for t in "${tests[@]}"; do
+	if [ "$(id -u)" != 0 ] || ! command -v mmdebstrap >/dev/null ||
+	   [ -z "$k61" ] || [ -z "$kbpo" ] || [ -z "$k13" ]; then
+		ktap_run "dkms.${t%%|*}" ktap_skip_msg \
 			"needs root, mmdebstrap and 'make deps KVERS=\"6.1 bpo trixie\"'"
-	done
-	ktap_finish
-fi
-ktap_run dkms.lintian test_lintian
-ktap_run dkms.bookworm_install test_bookworm_install
-ktap_run dkms.bookworm_headers_later test_bookworm_headers_later
-ktap_run dkms.bookworm_skips_builtin test_skips_builtin
-ktap_run dkms.bookworm_purge test_bookworm_purge
-ktap_run dkms.trixie_install test_trixie_install
-ktap_run dkms.trixie_purge test_trixie_purge
+	else
+		# shellcheck disable=SC2086
+		ktap_run "dkms.${t%%|*}" ${t#*|}
+	fi
+done
 ktap_finish
