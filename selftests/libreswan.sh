@@ -31,6 +31,9 @@ tmp=$(mktemp -d)
 # Bulk transfers: 10 MB, 1 MB under the debug kernel (make check-debug).
 MB10=$((10 * 1024 * 1024))
 [ -n "${ESPINTCP_DEBUG:-}" ] && MB10=$((1024 * 1024))
+# Fewer ESP frames than this cannot have carried such a transfer (one
+# frame carries less than 1500 bytes of it).
+MINFRAMES=$((MB10 / 2048))
 nat=
 
 . lib/netns.sh
@@ -281,7 +284,9 @@ test_tcp_only() {
 	local fam=$1 rc=0 out0 in0 out in n_esp n_udp n_tcp ike0 ike
 
 	pluto_up "$fam" yes || { ktap_fail_msg "pluto did not start"; return 1; }
+	# (No counters yet when pluto's attach is what loads the module.)
 	ike0=$(stat_of right espintcp_stat IkeInMessages)
+	ike0=${ike0:-0}
 	wire_start
 	initiate 30 || { wire_stop; pluto_down; return 1; }
 	check_tunnel || rc=1
@@ -297,7 +302,7 @@ test_tcp_only() {
 		ike=$(($(stat_of right espintcp_stat IkeInMessages) - ike0))
 		ktap_diag "ESP frames: left wrote $out, right read $in; IKE" \
 			"messages right's pluto received through the module: $ike"
-		[ "$out" -gt 1000 ] && [ "$in" = "$out" ] ||
+		[ "$out" -gt $MINFRAMES ] && [ "$in" = "$out" ] ||
 			{ ktap_fail_msg "the module's counters disagree"; rc=1; }
 		# IKE_SA_INIT and IKE_AUTH at least.
 		[ "$ike" -ge 2 ] ||
@@ -308,7 +313,7 @@ test_tcp_only() {
 	n_udp=$(wire_count 'udp')
 	n_tcp=$(wire_count 'tcp port 4500')
 	ktap_diag "on the wire: $n_tcp TCP/4500, $n_esp ESP, $n_udp UDP"
-	[ "$n_esp" = 0 ] && [ "$n_udp" = 0 ] && [ "$n_tcp" -gt 1000 ] ||
+	[ "$n_esp" = 0 ] && [ "$n_udp" = 0 ] && [ "$n_tcp" -gt $MINFRAMES ] ||
 		{ ktap_fail_msg "not only TCP 4500 on the wire"; rc=1; }
 	check_no_eagain || rc=1
 	[ $rc = 0 ] || show_logs
@@ -396,7 +401,7 @@ test_rekey() {
 		ir=$(($(stat_of right espintcp_stat EspInFrames) - i0r))
 		ktap_diag "ESP frames: left wrote $ol, right read $ir;" \
 			"right wrote $or, left read $il"
-		[ "$ol" -gt 1000 ] && [ "$ol" = "$ir" ] && [ "$or" = "$il" ] ||
+		[ "$ol" -gt $MINFRAMES ] && [ "$ol" = "$ir" ] && [ "$or" = "$il" ] ||
 			{ ktap_fail_msg "ESP frames lost between the modules"; rc=1; }
 		[ "$(module_drops left)" = "$d0l" ] &&
 			[ "$(module_drops right)" = "$d0r" ] ||
