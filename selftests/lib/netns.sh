@@ -65,7 +65,9 @@ espintcp_shell_main() {	# NAME SETUP TESTS [PATTERN]
 	local -n tests_=$3
 	local pat=${4:-} t selected=()
 
-	if ! grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp; then
+	if [ -n "${ESPINTCP_AUTOLOAD:-}" ]; then
+		:	# the tests' own attach loads it (dkms_load.sh)
+	elif ! grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp; then
 		espintcp_insmod "$ko" || { echo "Bail out! insmod $ko"; exit 1; }
 	elif [ ! -e /sys/module/espintcp/refcnt ] &&
 	     ! { [ -n "${ESPINTCP_PARITY:-}" ] &&
