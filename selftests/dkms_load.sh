@@ -73,18 +73,12 @@ test_module_tree() {
 		ktap_fail_msg "not signed by DKMS's key"
 }
 
-sa_add() {
-	ip -n dkms xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp \
-		spi 0x1000 mode tunnel aead 'rfc4106(gcm(aes))' \
-		0x$(printf '%040d' 1) 128 encap espintcp 4500 4500 0.0.0.0
-}
-
 test_xfrm_needs_modprobe() {
 	local err rc=0
 
 	unloaded || { ktap_fail_msg "espintcp does not unload"; return 1; }
 	ip netns add dkms
-	err=$(sa_add 2>&1) &&
+	err=$(espintcp_add_test_sa dkms 2>&1) &&
 		{ ktap_fail_msg "SA accepted without the module"; rc=1; }
 	ktap_diag "without the module: $err"
 	[[ $err == *"Unsupported encapsulation type"* ]] ||
@@ -93,30 +87,21 @@ test_xfrm_needs_modprobe() {
 		{ ktap_fail_msg "the SA loaded the module"; rc=1; }
 	modprobe espintcp ||
 		{ ktap_fail_msg "modprobe espintcp failed"; rc=1; }
-	err=$(sa_add 2>&1) ||
+	err=$(espintcp_add_test_sa dkms 2>&1) ||
 		{ ktap_fail_msg "SA refused after modprobe: $err"; rc=1; }
 	ip netns delete dkms
 	return $rc
 }
 
-# Attach the ULP to a connected socket in a network namespace of its
-# own, as root, or with "nobody" as user nobody in a user namespace of
-# its own; prints "ok" or the errno's name.
+# Attach the ULP in a network namespace of its own, as root, or with
+# "nobody" as user nobody in a user namespace of its own.
 attach() {	# [nobody]
 	local pre=(unshare -n)
 
 	[ "${1:-}" = nobody ] &&
 		pre=(setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urn)
-	"${pre[@]}" sh -c 'ip link set lo up && exec python3 -c "$0"' '
-import errno, socket
-ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen()
-c = socket.create_connection(ls.getsockname()); s, _ = ls.accept()
-try:
-    c.setsockopt(socket.IPPROTO_TCP, 31, b"espintcp")   # TCP_ULP
-    print("ok")
-except OSError as e:
-    print(errno.errorcode[e.errno])
-' 2>&1
+	"${pre[@]}" bash -c "$(declare -f espintcp_try_attach)
+ip link set lo up && espintcp_try_attach"
 }
 
 test_autoload_by_attach() {

@@ -141,13 +141,7 @@ test_no_esp6() {
 # "ulp=RESULT sa=RESULT", each "ok" or the errno's name.
 userns_reach() {
 	local script='ip link set lo up
-python3 -c "import errno,socket
-l=socket.socket(); l.bind((\"127.0.0.1\",0)); l.listen(1)
-c=socket.create_connection(l.getsockname()); s,_=l.accept()
-try:
-    c.setsockopt(socket.IPPROTO_TCP,31,b\"espintcp\"); print(\"ulp=ok\")
-except OSError as e:
-    print(\"ulp=\"+errno.errorcode[e.errno])"
+echo "ulp=$(espintcp_try_attach)"
 if err=$(espintcp_add_test_sa 2>&1); then
 	echo sa=ok
 elif echo "$err" | grep -qE "Operation not permitted|needs CAP_NET_ADMIN"; then
@@ -156,8 +150,8 @@ else
 	echo "sa=$err"
 fi'
 	setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urn \
-		bash -c "$(declare -f espintcp_add_test_sa); $script" 2>&1 |
-		tr '\n' ' '
+		bash -c "$(declare -f espintcp_try_attach espintcp_add_test_sa)
+$script" 2>&1 | tr '\n' ' '
 }
 
 # By default only CAP_NET_ADMIN in the initial user namespace attaches

@@ -10,11 +10,28 @@ espintcp_insmod() {	# KO
 }
 
 # Add an IPv4 SA with TCP encapsulation that no traffic uses, to see
-# whether the kernel (and the module) accept one.
-espintcp_add_test_sa() {
-	ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 \
-		mode tunnel aead 'rfc4106(gcm(aes))' 0x$(printf '%040d' 1) 128 \
+# whether the kernel (and the module) accept one; in NETNS if given.
+espintcp_add_test_sa() {	# [NETNS]
+	ip ${1:+-n "$1"} xfrm state add src 192.0.2.1 dst 192.0.2.2 \
+		proto esp spi 0x1000 mode tunnel \
+		aead 'rfc4106(gcm(aes))' 0x$(printf '%040d' 1) 128 \
 		encap espintcp 4500 4500 0.0.0.0
+}
+
+# Attach the ULP to a connected TCP socket over the current network
+# namespace's loopback (up); prints "ok" or the errno's name.  Callers
+# that switch user or namespace pass it on with declare -f.
+espintcp_try_attach() {
+	python3 -c '
+import errno, socket
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen()
+c = socket.create_connection(ls.getsockname()); s, _ = ls.accept()
+try:
+    c.setsockopt(socket.IPPROTO_TCP, 31, b"espintcp")   # TCP_ULP
+    print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+' 2>&1
 }
 
 # Unload the module.  Closed sockets and flushed SAs are freed a moment
