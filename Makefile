@@ -16,6 +16,13 @@
 #                     debug kernels built once each from Debian's
 #                     linux-source (DEBUG_LINES: 6.1 6.12; about 30
 #                     minutes each); run it for every change to module/
+#   make bench        the benchmark on each kernel of KVERS: results in
+#                     bench/results/ (not part of make check)
+#   make bench-profile  where ESP-in-TCP and ESP-in-UDP spend the guest's
+#                     time (perf), on KVER
+#   make bench-parity the benchmark against upstream espintcp, on two
+#                     kernels from linux-source-6.1 that differ only in
+#                     espintcp (built once, ~12 minutes each)
 #   make deb          build the Debian package espintcp-dkms (in build/deb/)
 #   make deps         install Debian packages, unpack the VM kernels,
 #                     make the Debian 13 root
@@ -55,7 +62,8 @@ endif
 .PHONY: all modules test-modules selftests tools sparse install clean deps \
 	deb deb-build \
 	check check-run check-debug check-debug-run fuzz fuzz-run demo \
-	demo-run parity \
+	demo-run parity bench bench-run bench-parity bench-parity-run \
+	bench-profile bench-profile-run \
 	parity-run kdir tree
 
 all: modules
@@ -96,6 +104,7 @@ clean:
 	rm -rf build espintcp.ko
 	$(MAKE) -C selftests clean
 	$(MAKE) -C tools clean
+	$(MAKE) -C bench clean
 
 deps:
 	selftests/vm/deps $(or $(USER_KVER),$(KVERS))
@@ -177,6 +186,67 @@ fuzz-run: selftests modules
 
 parity-run: selftests
 	selftests/check --parity
+
+# The benchmark: bench/bench.sh in one VM boot per kernel, its records
+# (the console lines "@bench JSON") kept in build/bench/, then
+# bench/report.py: a table, bench/results/DATE.json and DATE.png.
+BENCH_OUT := bench/results/$(shell date -u +%Y%m%d-%H%M%S)
+bench_vm = { selftests/vm/run $(1) -t 14400 -- bench/bench.sh; \
+		echo "@rc $$?"; } | tr -d '\r' | tee build/bench/log-$(2) | \
+	grep -v '^@'; \
+	sed -n 's/^@bench //p' build/bench/log-$(2) > build/bench/raw-$(2).jsonl; \
+	grep -qx '@rc 0' build/bench/log-$(2) || \
+		{ echo "bench: the run on $(2) failed (see build/bench/log-$(2))"; \
+		  failed=1; }
+
+bench:
+	selftests/vm/deps $(KVERS) bench
+	$(MAKE) bench-run
+
+bench-run: tools
+	$(MAKE) -C bench
+	@for k in $(KVERS); do \
+		$(MAKE) KVER=$$k modules || exit 1; \
+	done
+	@mkdir -p build/bench bench/results
+	@rm -f build/bench/raw-*.jsonl
+	@failed=0; for k in $(KVERS); do \
+		$(call bench_vm,-k $$k,$$k); \
+	done; \
+	bench/report.py $(BENCH_OUT).json build/bench/raw-*.jsonl && \
+	[ $$failed = 0 ]
+
+# Where the time goes: perf in the guest during a 1-stream transfer, for
+# ESP-in-UDP and ESP-in-TCP (BENCH_MODES), on KVER's kernel.
+bench-profile:
+	selftests/vm/deps $(or $(USER_KVER),6.1) bench
+	$(MAKE) bench-profile-run
+
+bench-profile-run: tools modules
+	$(MAKE) -C bench
+	BENCH_PROFILE=1 BENCH_MODES="$(or $(BENCH_MODES),udp tcp)" \
+		BENCH_FAMILIES="$(or $(BENCH_FAMILIES),4)" \
+		selftests/vm/run -k $(KVER) -- bench/bench.sh | tr -d '\r' | \
+		grep -E '^(@profile|bench:)'
+
+# Upstream's espintcp built in (the parity kernel) against our module on
+# a kernel from the same source and configuration without it.
+bench-parity:
+	selftests/vm/deps 6.1 bench
+	selftests/vm/build-kernel parity >/dev/null
+	selftests/vm/build-kernel bench >/dev/null
+	$(MAKE) bench-parity-run KDIR=$$(selftests/vm/build-kernel bench --kdir)
+
+bench-parity-run: tools modules
+	$(MAKE) -C bench
+	@mkdir -p build/bench bench/results
+	@rm -f build/bench/raw-*.jsonl
+	@up=$$(selftests/vm/build-kernel parity) && \
+	ours=$$(selftests/vm/build-kernel bench) || exit 1; failed=0; \
+	$(call bench_vm,--bzimage $$up,upstream); \
+	$(call bench_vm,--bzimage $$ours,ours); \
+	bench/report.py $(BENCH_OUT).json build/bench/raw-*.jsonl && \
+	[ $$failed = 0 ]
 
 demo:
 	selftests/vm/deps $(or $(USER_KVER),6.1)

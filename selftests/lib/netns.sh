@@ -35,6 +35,15 @@ stat_of() {	# NS FILE NAME: a counter of /proc/net/FILE in NS
 	ip netns exec "$1" awk -v k="$3" '$1 == k { print $2 }' "/proc/net/$2" 2>/dev/null
 }
 
+# Wait up to 5 s for a server that prints "listening" into FILE.
+wait_listening() {	# FILE
+	for _ in $(seq 50); do
+		grep -q listening "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # A checksummed TCP transfer of BYTES from left to ADDR:PORT in right,
 # spread over SECONDS if given.
 netns_transfer() {	# ADDR BYTES [SECONDS]
@@ -43,10 +52,7 @@ netns_transfer() {	# ADDR BYTES [SECONDS]
 	ip netns exec right timeout 180 python3 "$xfer" server "$addr" $port \
 		> "$tmp/srv" &
 	local srv=$!
-	for _ in $(seq 50); do
-		grep -q listening "$tmp/srv" && break
-		sleep 0.1
-	done
+	wait_listening "$tmp/srv"
 	# shellcheck disable=SC2086
 	want=$(in_left timeout 180 python3 "$xfer" client "$addr" $port "$bytes" $secs)
 	wait $srv
