@@ -63,7 +63,7 @@ endif
 	deb deb-build \
 	check check-run check-debug check-debug-run fuzz fuzz-run demo \
 	demo-run parity bench bench-run bench-parity bench-parity-run \
-	bench-profile bench-profile-run \
+	bench-profile bench-profile-run bench-progs \
 	parity-run kdir tree
 
 all: modules
@@ -203,8 +203,11 @@ bench:
 	selftests/vm/deps $(KVERS) bench
 	$(MAKE) bench-run
 
-bench-run: tools
+# The bench's own programs (bench/tcp_rr).
+bench-progs:
 	$(MAKE) -C bench
+
+bench-run: tools bench-progs
 	@for k in $(KVERS); do \
 		$(MAKE) KVER=$$k modules || exit 1; \
 	done
@@ -222,8 +225,7 @@ bench-profile:
 	selftests/vm/deps $(or $(USER_KVER),6.1) bench
 	$(MAKE) bench-profile-run
 
-bench-profile-run: tools modules
-	$(MAKE) -C bench
+bench-profile-run: tools modules bench-progs
 	BENCH_PROFILE=1 BENCH_MODES="$(or $(BENCH_MODES),udp tcp)" \
 		BENCH_FAMILIES="$(or $(BENCH_FAMILIES),4)" \
 		selftests/vm/run -k $(KVER) -- bench/bench.sh | tr -d '\r' | \
@@ -237,8 +239,7 @@ bench-parity:
 	selftests/vm/build-kernel bench >/dev/null
 	$(MAKE) bench-parity-run KDIR=$$(selftests/vm/build-kernel bench --kdir)
 
-bench-parity-run: tools modules
-	$(MAKE) -C bench
+bench-parity-run: tools modules bench-progs
 	@mkdir -p build/bench bench/results
 	@rm -f build/bench/raw-*.jsonl
 	@up=$$(selftests/vm/build-kernel parity) && \
