@@ -20,6 +20,8 @@
 #                     bench/results/ (not part of make check)
 #   make bench-profile  where ESP-in-TCP and ESP-in-UDP spend the guest's
 #                     time (perf), on KVER
+#   make bench-compare BASE=REV  our module at git revision REV against
+#                     the working tree's, side by side in one boot
 #   make bench-parity the benchmark against upstream espintcp, on two
 #                     kernels from linux-source-6.1 that differ only in
 #                     espintcp (built once, ~12 minutes each)
@@ -63,7 +65,8 @@ endif
 	deb deb-build \
 	check check-run check-debug check-debug-run fuzz fuzz-run demo \
 	demo-run parity bench bench-run bench-parity bench-parity-run \
-	bench-profile bench-profile-run bench-progs \
+	bench-profile bench-profile-run bench-progs bench-compare \
+	bench-compare-run \
 	parity-run kdir tree
 
 all: modules
@@ -233,6 +236,36 @@ bench-profile-run: tools modules bench-progs
 
 # Upstream's espintcp built in (the parity kernel) against our module on
 # a kernel from the same source and configuration without it.
+# make bench-compare BASE=REV: our module as of git revision REV (base)
+# and as in the working tree (head), one after the other for every
+# configuration in one boot per kernel of KVERS; the report adds head /
+# base.  BENCH_MODES narrows it (udp tcp: ESP-in-UDP as the control).
+bench-compare:
+	selftests/vm/deps $(KVERS) bench
+	$(MAKE) bench-compare-run
+
+bench-compare-run: tools bench-progs
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=REV" >&2; exit 2; }
+	@git rev-parse -q --verify "$(BASE)^{commit}" >/dev/null || \
+		{ echo "bench-compare: no revision $(BASE)" >&2; exit 2; }
+	@mkdir -p build/bench bench/results
+	@rm -f build/bench/raw-*.jsonl
+	@for k in $(KVERS); do \
+		$(MAKE) KVER=$$k modules || exit 1; \
+		b=build/bench/base-$$k; rm -rf $$b; mkdir -p $$b; \
+		git archive "$(BASE)" Kbuild VERSION module | tar -x -C $$b && \
+		selftests/vm/kmake $$(selftests/vm/kver $$k) $$b modules \
+			>$$b.log 2>&1 || { cat $$b.log; exit 1; }; \
+	done
+	@failed=0; for k in $(KVERS); do \
+		r=$$(selftests/vm/kver $$k); \
+		export BENCH_VARIANTS="base=build/bench/base-$$k/espintcp.ko head=build/$$r/espintcp.ko"; \
+		$(call bench_vm,-k $$k,$$k); \
+	done; \
+	BENCH_BASE=$$(git rev-parse --short "$(BASE)") \
+		bench/report.py $(BENCH_OUT).json build/bench/raw-*.jsonl && \
+	[ $$failed = 0 ]
+
 bench-parity:
 	selftests/vm/deps 6.1 bench
 	selftests/vm/build-kernel parity >/dev/null

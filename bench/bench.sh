@@ -20,12 +20,14 @@
 # Each measurement is one JSON line on standard output, after "@bench "
 # (the VM's console is the only way out); bench/report.py reads them.
 # ESP-in-TCP is whatever espintcp the kernel has: ours (loaded from
-# build/RELEASE/espintcp.ko) or upstream's built in (make bench-parity).
+# build/RELEASE/espintcp.ko, or each of BENCH_VARIANTS in turn) or
+# upstream's built in (make bench-parity).
 #
 # usage: bench.sh
 # env:   BENCH_SECONDS (10), BENCH_REPS (3), BENCH_FAMILIES ("4 6"),
 #        BENCH_MODES ("none esp udp tcp"), BENCH_UDP_RATE (50M),
-#        BENCH_LOSSES ("1 3"), BENCH_ORDER_BYTES (20M), BENCH_PROFILE
+#        BENCH_LOSSES ("1 3"), BENCH_ORDER_BYTES (20M), BENCH_PROFILE,
+#        BENCH_VARIANTS ("LABEL=MODULE.ko ...")
 
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
@@ -63,15 +65,39 @@ teardown() {
 }
 trap 'teardown; rm -rf "$tmp"' EXIT
 
-impl=ours
+# The implementations to measure, LABEL=MODULE each: upstream's built in,
+# or BENCH_VARIANTS, or ours from build/RELEASE/.  With more than one,
+# every configuration is measured with each in turn (make bench-compare),
+# so that they meet the same conditions.
 if grep -qw espintcp /proc/sys/net/ipv4/tcp_available_ulp &&
    [ ! -e /sys/module/espintcp/refcnt ]; then
-	impl=upstream
-elif [ ! -e /sys/module/espintcp ] && [[ " $modes " == *" tcp "* ]]; then
-	espintcp_insmod "$top/build/$(uname -r)/espintcp.ko" || exit 1
+	variants=(upstream=)
+elif [ -n "${BENCH_VARIANTS:-}" ]; then
+	read -ra variants <<< "$BENCH_VARIANTS"
+else
+	variants=("ours=$top/build/$(uname -r)/espintcp.ko")
 fi
-echo "bench: $(uname -r), ESP-in-TCP by $impl espintcp," \
+for v in "${variants[@]}"; do
+	[ -z "${v#*=}" ] || [ -f "${v#*=}" ] ||
+		{ echo "bench: no module ${v#*=}" >&2; exit 1; }
+done
+echo "bench: $(uname -r), ESP-in-TCP by ${variants[*]%%=*} espintcp," \
 	"${secs} s per run, $reps repetitions"
+
+# Have the module of variant LABEL=KO loaded (nothing for upstream's).
+loaded=
+use_variant() {	# LABEL=KO
+	local ko=${1#*=}
+
+	impl=${1%%=*}
+	[ -z "$ko" ] || [ "$ko" = "$loaded" ] && return 0
+	if [ -e /sys/module/espintcp ]; then
+		rmmod espintcp || return 1
+	fi
+	loaded=
+	espintcp_insmod "$ko" || return 1
+	loaded=$ko
+}
 
 # Fields every record of the current configuration carries.
 ctx=
@@ -224,6 +250,51 @@ profile() {
 		sed "s/^/@profile IPv$fam $mode $cipher /"
 }
 
+# Every measurement of one configuration ($fam, $mode, $entry, $cipher),
+# set up already; the number of those that failed is added to $failed.
+measure() {
+	local streams rep loss
+
+	if [ -n "${BENCH_PROFILE:-}" ]; then
+		profile || failed=$((failed + 1))
+		return
+	fi
+	for streams in 1 4; do
+		for rep in $(seq "$reps"); do
+			tput $streams 0 "$rep" || failed=$((failed + 1))
+		done
+	done
+	udp || failed=$((failed + 1))
+	rr || failed=$((failed + 1))
+	if [ "$mode" != none ]; then
+		order || failed=$((failed + 1))
+	fi
+	if [ "$cipher" = gcm-aes128 ] || [ "$mode" = none ]; then
+		# netem drops whole skbs: with TSO/GSO a drop would take up
+		# to 64 KB at once in the modes where TCP is outermost, and
+		# one MTU-sized packet in the ESP modes.
+		ip netns exec left ethtool -K veth0 tso off gso off
+		for loss in $losses; do
+			tc -n left qdisc add dev veth0 root netem \
+				loss "$loss%" ||
+				{ failed=$((failed + 1)); continue; }
+			for rep in $(seq "$reps"); do
+				tput 1 "$loss" "$rep" || failed=$((failed + 1))
+			done
+			tc -n left qdisc del dev veth0 root
+		done
+		ip netns exec left ethtool -K veth0 tso on gso on
+	fi
+	# Did the traffic use the SA (and not leave in the clear past
+	# failed policies)?
+	if [ "$mode" != none ]; then
+		sa_used || failed=$((failed + 1))
+	fi
+	# Our module's counters for the connection (left).
+	[ "$mode" = tcp ] && [ "$impl" != upstream ] &&
+		emit "\"test\": \"counters\", \"espintcp_stat\": \"$(in_left sh -c "tr -s ' \t\n' ' ' < /proc/net/espintcp_stat")\""
+}
+
 failed=0
 for fam in $families; do
 	for mode in $modes; do
@@ -232,57 +303,21 @@ for fam in $families; do
 		for entry in "${entries[@]}"; do
 			cipher=${entry%%|*}
 			ctx="\"mode\": \"$mode\", \"cipher\": \"$cipher\", \"family\": $fam"
-			echo "bench: IPv$fam $mode $cipher"
-			if ! setup "$mode" "$entry" "$fam"; then
-				echo "bench: IPv$fam $mode $cipher: setup failed" >&2
-				failed=$((failed + 1))
+			for variant in "${variants[@]}"; do
+				if ! use_variant "$variant"; then
+					echo "bench: cannot load ${variant#*=}" >&2
+					failed=$((failed + 1))
+					continue
+				fi
+				echo "bench: IPv$fam $mode $cipher${variants[1]:+ ($impl)}"
+				if setup "$mode" "$entry" "$fam"; then
+					measure
+				else
+					echo "bench: IPv$fam $mode $cipher: setup failed" >&2
+					failed=$((failed + 1))
+				fi
 				teardown
-				continue
-			fi
-			if [ -n "${BENCH_PROFILE:-}" ]; then
-				profile || failed=$((failed + 1))
-				teardown
-				continue
-			fi
-			for streams in 1 4; do
-				for rep in $(seq "$reps"); do
-					tput $streams 0 "$rep" || failed=$((failed + 1))
-				done
 			done
-			udp || failed=$((failed + 1))
-			rr || failed=$((failed + 1))
-			if [ "$mode" != none ]; then
-				order || failed=$((failed + 1))
-			fi
-			if [ "$cipher" = gcm-aes128 ] || [ "$mode" = none ]; then
-				# netem drops whole skbs: with TSO/GSO a
-				# drop would take up to 64 KB at once in the
-				# modes where TCP is outermost, and one
-				# MTU-sized packet in the ESP modes.
-				ip netns exec left ethtool -K veth0 tso off \
-					gso off
-				for loss in $losses; do
-					tc -n left qdisc add dev veth0 root netem \
-						loss "$loss%" ||
-						{ failed=$((failed + 1)); continue; }
-					for rep in $(seq "$reps"); do
-						tput 1 "$loss" "$rep" ||
-							failed=$((failed + 1))
-					done
-					tc -n left qdisc del dev veth0 root
-				done
-				ip netns exec left ethtool -K veth0 tso on \
-					gso on
-			fi
-			# Did the traffic use the SA (and not leave in
-			# the clear past failed policies)?
-			if [ "$mode" != none ]; then
-				sa_used || failed=$((failed + 1))
-			fi
-			# Our module's counters for the connection (left).
-			[ "$mode" = tcp ] && [ "$impl" = ours ] &&
-				emit "\"test\": \"counters\", \"espintcp_stat\": \"$(in_left sh -c "tr -s ' \t\n' ' ' < /proc/net/espintcp_stat")\""
-			teardown
 		done
 	done
 done

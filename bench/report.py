@@ -10,7 +10,8 @@ maximum over the repetitions, and the ratios), prints a table per run
 and, with gnuplot installed, writes OUT.png: 1-stream TCP throughput
 per mode and loss rate.  When two runs of the same kernel source differ
 only in the implementation (make bench-parity), the ratios ours /
-upstream are computed for each figure.
+upstream are computed for each figure; for two builds of our module
+measured in one boot (make bench-compare), the ratios head / base.
 """
 
 import json
@@ -225,6 +226,54 @@ def parity(runs):
     return out
 
 
+def compare(runs):
+    """head / base, for the two builds of make bench-compare: every
+    mode, the ones without ESP-in-TCP being the control (near 1 unless
+    the conditions changed during the run)."""
+    out = []
+    for a in runs:
+        for b in runs:
+            if a["impl"] != "head" or b["impl"] != "base" or \
+                    a["kernel"] != b["kernel"]:
+                continue
+            for f in a["figures"]:
+                v = fig(b["figures"], f["family"], f["cipher"], f["mode"],
+                        f["figure"])
+                r = ratio(f["median"], v)
+                if r is not None:
+                    out.append({"kernel": a["kernel"],
+                                "family": f["family"],
+                                "cipher": f["cipher"], "mode": f["mode"],
+                                "figure": f["figure"], "head": f["median"],
+                                "base": v, "head_over_base": r})
+    return out
+
+
+def compare_table(cmp):
+    """head / base for the main figures: a row per configuration."""
+    names = ["tput_1", "tput_4"] + sorted(
+        {c["figure"] for c in cmp if c["figure"].startswith("tput_loss")}) \
+        + ["rr_tps", "rr_mean_us", "rr_p99_us"]
+    rows = [["kernel", "IPv", "cipher", "mode"] + names]
+    keys = []
+    for c in cmp:
+        k = (c["kernel"], c["family"], c["cipher"], c["mode"])
+        if k not in keys:
+            keys.append(k)
+    for k in keys:
+        vals = {c["figure"]: c["head_over_base"] for c in cmp
+                if (c["kernel"], c["family"], c["cipher"], c["mode"]) == k}
+        rows.append([k[0], str(k[1]), k[2], MODE_NAMES[k[3]]] +
+                    ["%.3f" % vals[n] if n in vals else "-" for n in names])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["head / base (%s; the modes without ESP-in-TCP are the "
+             "control):" % os.environ.get("BENCH_BASE", "base")]
+    for r in rows:
+        lines.append(("  " + "  ".join(
+            c.ljust(w) for c, w in zip(r, widths))).rstrip())
+    return "\n".join(lines)
+
+
 def plot(runs, png):
     if not shutil.which("gnuplot"):
         print("report: no gnuplot, no plot (make deps: gnuplot-nox)")
@@ -286,33 +335,45 @@ def main():
     out = sys.argv[1]
     runs = []
     for path in sys.argv[2:]:
-        recs = load(path)
-        if not recs:
+        all_recs = load(path)
+        if not all_recs:
             print("report: %s: no records" % path, file=sys.stderr)
             return 1
-        warnings = []
-        figs = figures_of(recs, warnings)
-        for r in recs:
-            if r["test"] == "summary" and r["failed"]:
-                warnings.append("%d measurements failed (see the log)"
-                                % r["failed"])
-        if not any(r["test"] == "summary" for r in recs):
-            warnings.append("the run did not finish")
-        run = {"kernel": recs[0]["kernel"], "impl": recs[0]["impl"],
-               # The kernel source: a release without its local version.
-               "source": recs[0]["kernel"].split("-")[0],
-               "figures": figs, "ratios": ratios_of(figs),
-               "counters": [r["espintcp_stat"] for r in recs
-                            if r["test"] == "counters"],
-               "warnings": warnings, "records": recs}
-        runs.append(run)
+        # One boot may measure several implementations in turn (make
+        # bench-compare): a run each.  The summary is the boot's.
+        summaries = [r for r in all_recs if r["test"] == "summary"]
+        impls = []
+        for r in all_recs:
+            if r["test"] != "summary" and r["impl"] not in impls:
+                impls.append(r["impl"])
+        for impl in impls:
+            recs = [r for r in all_recs
+                    if r["impl"] == impl and r["test"] != "summary"]
+            warnings = []
+            figs = figures_of(recs, warnings)
+            for r in summaries:
+                if r["failed"]:
+                    warnings.append("%d measurements failed in this boot "
+                                    "(see the log)" % r["failed"])
+            if not summaries:
+                warnings.append("the run did not finish")
+            run = {"kernel": recs[0]["kernel"], "impl": impl,
+                   # The kernel source: a release without its local
+                   # version.
+                   "source": recs[0]["kernel"].split("-")[0],
+                   "figures": figs, "ratios": ratios_of(figs),
+                   "counters": [r["espintcp_stat"] for r in recs
+                                if r["test"] == "counters"],
+                   "warnings": warnings, "records": recs + summaries}
+            runs.append(run)
     result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "git": git_rev(), "host_cpu": cpu_model(),
               "guest": "qemu TCG, 2 vCPUs: compare figures of one run "
                        "with each other only",
               "settings": {k: os.environ[k] for k in os.environ
                            if k.startswith("BENCH_")},
-              "runs": runs, "ours_over_upstream": parity(runs)}
+              "runs": runs, "ours_over_upstream": parity(runs),
+              "head_over_base": compare(runs)}
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
@@ -325,6 +386,9 @@ def main():
             print("  %s IPv%s %-17s %-11s %g / %g = %s" % (
                 p["source"], p["family"], p["cipher"], p["figure"],
                 p["ours"], p["upstream"], p["ours_over_upstream"]))
+    if result["head_over_base"]:
+        print(compare_table(result["head_over_base"]))
+        print()
     png = plot(runs, out[:-5] + ".png" if out.endswith(".json")
                else out + ".png")
     print("results: %s%s" % (out, ", plot: " + png if png else ""))
