@@ -27,7 +27,8 @@
 # env:   BENCH_SECONDS (10), BENCH_REPS (3), BENCH_FAMILIES ("4 6"),
 #        BENCH_MODES ("none esp udp tcp"), BENCH_UDP_RATE (50M),
 #        BENCH_LOSSES ("1 3"), BENCH_ORDER_BYTES (20M), BENCH_PROFILE,
-#        BENCH_VARIANTS ("LABEL=MODULE.ko ...")
+#        BENCH_VARIANTS ("LABEL=MODULE.ko ..."),
+#        BENCH_CIPHERS ("gcm-aes128 chacha20poly1305")
 
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
@@ -298,7 +299,11 @@ measure() {
 failed=0
 for fam in $families; do
 	for mode in $modes; do
-		entries=("${CIPHERS[@]}")
+		entries=()
+		for entry in "${CIPHERS[@]}"; do
+			[[ " ${BENCH_CIPHERS:-${entry%%|*}} " == *" ${entry%%|*} "* ]] &&
+				entries+=("$entry")
+		done
 		[ "$mode" = none ] && entries=("none|")
 		for entry in "${entries[@]}"; do
 			cipher=${entry%%|*}
