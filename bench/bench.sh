@@ -92,8 +92,10 @@ use_variant() {	# LABEL=KO
 
 	impl=${1%%=*}
 	[ -z "$ko" ] || [ "$ko" = "$loaded" ] && return 0
+	# The last configuration's SAs hold the module until the XFRM
+	# garbage collector frees them, a moment after their namespace.
 	if [ -e /sys/module/espintcp ]; then
-		rmmod espintcp || return 1
+		espintcp_rmmod || return 1
 	fi
 	loaded=
 	espintcp_insmod "$ko" || return 1
