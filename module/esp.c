@@ -172,15 +172,12 @@ static int espintcp_esp_xmit(struct net *net, struct sock *unused,
 	return 0;
 }
 
-/* Encrypted: fill in the length and queue the frame for the socket. */
+/* Encrypted: queue the frame for the socket. */
 static void espintcp_esp_output_finish(struct xfrm_state *x,
 				       struct sk_buff *skb)
 {
 	struct net *net = xs_net(x);
 	int err;
-
-	*(__be16 *)skb_transport_header(skb) =
-		htons(skb->len - skb_transport_offset(skb));
 
 	local_bh_disable();
 	err = xfrm_trans_queue_net(net, skb, espintcp_esp_xmit);
@@ -234,14 +231,161 @@ static void *espintcp_esp_tmp(struct crypto_aead *aead, unsigned int nsg,
 	return tmp;
 }
 
+/* The ESP trailer (RFC 4303 2.4): TFC padding (zeros), padding 1, 2,
+ * 3, ..., its length, the next header.
+ */
+static void espintcp_esp_fill_trailer(u8 *tail, unsigned int tfclen,
+				      unsigned int plen, u8 proto)
+{
+	unsigned int i;
+
+	memset(tail, 0, tfclen);
+	tail += tfclen;
+	for (i = 0; i < plen - 2; i++)
+		tail[i] = i + 1;
+	tail[plen - 2] = plen - 2;
+	tail[plen - 1] = proto;
+}
+
+/* Where a frame starts in a page fragment: its length field takes two
+ * bytes, so that the ESP header, the IV and the payload that follow
+ * stay 8-byte aligned for the crypto.
+ */
+#define ESPINTCP_FRAG_OFF	(8 - ESPINTCP_HDR_LEN)
+
+/* @len bytes of the SA's page fragment, with a reference, or NULL.  The
+ * kernel's ESP keeps x->xfrag for its own output, which never runs for
+ * a TCP SA, and XFRM releases the page with the state.  Every user of a
+ * region (TCP, a retransmission, a tap) holds a page reference, and the
+ * refill starts a page over only when ours is the last one: a region is
+ * never written twice.  Sizes up to a page only: the refill guarantees
+ * no more (one larger request overflowed it in the kernel's ESP,
+ * CVE-2022-27666), which is checked all the same.
+ */
+static struct page *espintcp_esp_frag(struct xfrm_state *x, unsigned int len,
+				      unsigned int *off)
+{
+	struct page_frag *pfrag = &x->xfrag;
+	struct page *page = NULL;
+
+	len += ESPINTCP_FRAG_OFF;
+	if (len > PAGE_SIZE)
+		return NULL;
+
+	spin_lock_bh(&x->lock);
+	if (skb_page_frag_refill(len, pfrag, GFP_ATOMIC) &&
+	    pfrag->offset + len <= pfrag->size) {
+		page = pfrag->page;
+		get_page(page);
+		*off = pfrag->offset + ESPINTCP_FRAG_OFF;
+		pfrag->offset += ALIGN(len, L1_CACHE_BYTES);
+	}
+	spin_unlock_bh(&x->lock);
+	return page;
+}
+
+/* Build a frame of @flen bytes, its payload at @poff, in a page
+ * fragment of the SA's: the skb's payload (from skb->data) is copied
+ * there once, whatever it is made of, and only read: a clone of a TCP
+ * segment, page-cache pages, a frag_list, a zerocopy sender's pages.
+ * The skb then keeps its headers up to the transport header, and the
+ * frame as its one page fragment, which the encryption works on in
+ * place and TCP takes by reference.  Without this, the frame would be
+ * made linear (skb_cow_data() pulls every page fragment into the head)
+ * and TCP would copy it once more.  Returns 1 (the frame's scatterlist
+ * entries), 0 when no page fragment was to be had (build it in the skb
+ * instead), or an error.
+ */
+static int espintcp_esp_to_page(struct xfrm_state *x, struct sk_buff *skb,
+				unsigned int flen, unsigned int poff,
+				unsigned int tfclen, unsigned int plen)
+{
+	u8 proto = *skb_mac_header(skb);
+	unsigned int off;
+	struct page *page;
+	u8 *frame;
+	int err;
+
+	page = espintcp_esp_frag(x, flen, &off);
+	if (!page)
+		return 0;
+
+	/* A lowmem page: the refill allocates without __GFP_HIGHMEM. */
+	frame = (u8 *)page_address(page) + off;
+	err = skb_copy_bits(skb, 0, frame + poff, skb->len);
+	if (err)
+		goto fail;
+	espintcp_esp_fill_trailer(frame + poff + skb->len, tfclen, plen,
+				  proto);
+
+	/* Drop the payload; the head we write must be ours alone.  Frags
+	 * whose references the sender manages (io_uring's registered
+	 * buffers) would not be released by the trim, and then the skb
+	 * would not release ours either: make them ordinary first.
+	 */
+	skb_zcopy_downgrade_managed(skb);
+	__skb_push(skb, -skb_network_offset(skb));
+	err = pskb_trim(skb, skb_transport_offset(skb));
+	if (!err)
+		err = skb_unclone(skb, GFP_ATOMIC);
+	if (err)
+		goto fail;
+	if (WARN_ON_ONCE(skb_is_nonlinear(skb))) {
+		err = -EINVAL;
+		goto fail;
+	}
+
+	*skb_mac_header(skb) = IPPROTO_ESP;
+	skb_fill_page_desc(skb, 0, page, off, flen);
+	skb->len += flen;
+	skb->data_len += flen;
+	/* A local sender's skb stays charged as it was (its socket's
+	 * write memory was counted with this truesize); a forwarded
+	 * one, which the trim shrank to its head, counts the frame.
+	 */
+	if (!skb->sk)
+		skb->truesize += flen;
+	return 1;
+
+fail:
+	put_page(page);
+	return err;
+}
+
+/* Build a frame in the skb itself, when it is too large for a page or
+ * no page fragment was to be had: made writable (skb_cow_data() copies
+ * what is shared), the trailer appended.
+ * Returns the number of scatterlist entries the frame needs.
+ */
+static int espintcp_esp_in_skb(struct sk_buff *skb, unsigned int tfclen,
+			       unsigned int plen, unsigned int alen)
+{
+	struct sk_buff *trailer;
+	int nfrags;
+	u8 proto;
+
+	nfrags = skb_cow_data(skb, tfclen + plen + alen, &trailer);
+	if (nfrags < 0)
+		return nfrags;
+
+	proto = *skb_mac_header(skb);
+	*skb_mac_header(skb) = IPPROTO_ESP;
+	espintcp_esp_fill_trailer(pskb_put(skb, trailer, tfclen + plen + alen),
+				  tfclen, plen, proto);
+	__skb_push(skb, -skb_network_offset(skb));
+	return nfrags;
+}
+
 /* ESP (RFC 4303) for a TCP SA.  The mode's output left the skb as:
  * network header (outer IP header), then header_len bytes reserved at
  * the transport header for [length (2)][SPI, sequence (8)][IV], then
  * the payload at skb->data; the IP protocol byte is at the mac header.
- * We append TFC padding (if the SA asks for it), padding, pad length,
- * next header and room for the ICV, and encrypt [IV | payload |
- * trailer] with the SPI and sequence number (and its high half, for
- * ESN) as associated data.
+ * The frame is [length][SPI, sequence][IV][payload, TFC padding,
+ * padding, pad length, next header][ICV]; we encrypt from the IV to
+ * the ICV with the SPI and sequence number (and its high half, for ESN)
+ * as associated data.  Once built, the frame is everything from the
+ * transport header to the end of the skb, and the skb data starts at
+ * the network header.
  */
 static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 {
@@ -252,16 +396,19 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 	bool esn = x->props.flags & XFRM_STATE_ESN;
 	u32 seqlo = XFRM_SKB_CB(skb)->seq.output.low;
 	u32 seqhi = XFRM_SKB_CB(skb)->seq.output.hi;
-	unsigned int clen, plen, tfclen = 0, i, n;
-	struct ip_esp_hdr *esph;
+	unsigned int clen, plen, flen, poff, tfclen = 0, n;
+	struct {
+		__be16 len;
+		__be32 spi;
+		__be32 seq_no;
+	} __packed hdr;
 	struct aead_request *req;
 	struct scatterlist *sg;
-	struct sk_buff *trailer;
 	int nfrags, err;
 	__be32 *assoc;
 	__be64 seq64;
-	u8 *tail, *iv, proto;
 	void *tmp;
+	u8 *iv;
 
 	/* Traffic flow confidentiality (RFC 4303 2.4, "tfcpad"): zeros
 	 * after the payload, up to the SA's length or the path MTU, as
@@ -272,8 +419,7 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 		u32 padto = min(x->tfcpad,
 				xfrm_state_mtu(x, dst->child_mtu_cached));
 		/* And no more than a frame holds. */
-		u32 room = ESPINTCP_MAX_FRAME - ESPINTCP_HDR_LEN -
-			   sizeof(*esph) - ivlen - alen;
+		u32 room = ESPINTCP_MAX_FRAME - sizeof(hdr) - ivlen - alen;
 
 		padto = min(padto, rounddown(room, blksize) - 2);
 		if (skb->len < padto)
@@ -282,31 +428,24 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 
 	clen = ALIGN(skb->len + tfclen + 2, blksize);
 	plen = clen - skb->len - tfclen;
-	if (ESPINTCP_HDR_LEN + sizeof(*esph) + ivlen + clen + alen >
-	    ESPINTCP_MAX_FRAME)
+	poff = sizeof(hdr) + ivlen;
+	flen = poff + clen + alen;
+	if (flen > ESPINTCP_MAX_FRAME)
 		return -EMSGSIZE;
 
-	nfrags = skb_cow_data(skb, tfclen + plen + alen, &trailer);
+	nfrags = espintcp_esp_to_page(x, skb, flen, poff, tfclen, plen);
+	if (!nfrags)
+		nfrags = espintcp_esp_in_skb(skb, tfclen, plen, alen);
 	if (nfrags < 0)
 		return nfrags;
 
-	proto = *skb_mac_header(skb);
-	*skb_mac_header(skb) = IPPROTO_ESP;
-
-	/* Padding 1, 2, 3, ... (RFC 4303 2.4), pad length, next header. */
-	tail = pskb_put(skb, trailer, tfclen + plen + alen);
-	memset(tail, 0, tfclen);
-	tail += tfclen;
-	for (i = 0; i < plen - 2; i++)
-		tail[i] = i + 1;
-	tail[plen - 2] = plen - 2;
-	tail[plen - 1] = proto;
-
-	esph = (struct ip_esp_hdr *)(skb_transport_header(skb) +
-				     ESPINTCP_HDR_LEN);
-	esph->spi = x->id.spi;
-	esph->seq_no = htonl(seqlo);
-	__skb_push(skb, -skb_network_offset(skb));
+	hdr.len = htons(flen);
+	hdr.spi = x->id.spi;
+	hdr.seq_no = htonl(seqlo);
+	err = skb_store_bits(skb, skb_transport_offset(skb), &hdr,
+			     sizeof(hdr));
+	if (err)
+		return err;
 
 	tmp = espintcp_esp_tmp(aead, nfrags + 1, &assoc, &iv, &req, &sg);
 	if (!tmp)
@@ -329,7 +468,8 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 
 	sg_init_table(sg, nfrags + 1);
 	sg_set_buf(sg, assoc, n * sizeof(__be32));
-	err = skb_to_sgvec(skb, sg + 1, (u8 *)(esph + 1) - skb->data,
+	err = skb_to_sgvec(skb, sg + 1,
+			   skb_transport_offset(skb) + poff - ivlen,
 			   ivlen + clen + alen);
 	if (unlikely(err < 0)) {
 		kfree(tmp);
@@ -356,9 +496,15 @@ static int espintcp_esp_output_tcp(struct xfrm_state *x, struct sk_buff *skb)
 
 static int espintcp_esp_output(struct xfrm_state *x, struct sk_buff *skb)
 {
+	int err;
+
 	if (!espintcp_is_tcp_sa(x))
 		return espintcp_orig(x)->output(x, skb);
-	return espintcp_esp_output_tcp(x, skb);
+	err = espintcp_esp_output_tcp(x, skb);
+	/* XFRM frees the skb and counts XfrmOutStateProtoError. */
+	if (err != -EINPROGRESS)
+		espintcp_net_add(xs_net(x), ESPINTCP_MIB_OUT_ERROR, 1);
+	return err;
 }
 
 /* Take a reference to the kernel's ESP type for @e's family.  We never
