@@ -40,6 +40,8 @@ close_conn() {
 }
 
 flush_xfrm() {
+	local n
+
 	for n in left right; do
 		ip -n $n xfrm policy flush
 		ip -n $n xfrm state flush
