@@ -3,7 +3,7 @@
 # espintcp: ESP-in-TCP (RFC 8229/9329) for Debian kernels built without
 # CONFIG_INET_ESPINTCP.
 #
-#   make              build espintcp.ko for the Debian 6.1 kernel
+#   make              build espintcp.ko for the Debian 6.1 kernel, and tools/
 #   make check        install what is needed, run every test in the VM,
 #                     on each kernel of KVERS (default: 6.1 and trixie)
 #   make demo         install what is needed, show ESP-in-TCP in the VM
@@ -28,7 +28,8 @@
 #   make deb          build the Debian package espintcp-dkms (in build/deb/)
 #   make deps         install Debian packages, unpack the VM kernels,
 #                     make the Debian 13 root
-#   make install      modules_install + depmod for KVER
+#   make install      modules_install + depmod for KVER; the tools, their
+#                     man pages and unit in PREFIX (/usr/local)
 #   make sparse       build with sparse (C=2)
 #
 # KVER selects the kernel: an ABI name (6.1.0-56-amd64) or a line (6.1,
@@ -69,7 +70,7 @@ endif
 	bench-compare-run \
 	parity-run kdir tree
 
-all: modules
+all: modules tools
 
 kdir:
 	@test -n "$(KVER)" || { echo "no kernel ABI for '$(USER_KVER)': run 'make deps'" >&2; exit 1; }
@@ -79,6 +80,7 @@ kdir:
 tree: kdir
 	@mkdir -p $(B)/module $(B)/selftests/modules
 	@ln -sfr Kbuild VERSION -t $(B)
+	@ln -sfrn include $(B)/include
 	@ln -sfr module/*.[ch] -t $(B)/module
 	@ln -sfr selftests/modules/Kbuild selftests/modules/*.c \
 		-t $(B)/selftests/modules
@@ -99,9 +101,10 @@ selftests:
 sparse: tree
 	$(call KMAKE,$(B)) C=2 modules
 
-install: modules
+install: modules tools
 	$(call KMAKE,$(B)) modules_install
 	depmod -a $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KVER)
+	$(MAKE) -C tools install
 
 clean:
 	rm -rf build espintcp.ko
@@ -128,7 +131,8 @@ deb:
 deb-build:
 	rm -rf build/deb
 	mkdir -p build/deb/espintcp-$(VERSION)
-	cp -r COPYING Kbuild VERSION debian module build/deb/espintcp-$(VERSION)/
+	cp -r COPYING Kbuild VERSION debian include module \
+		build/deb/espintcp-$(VERSION)/
 	cd build/deb/espintcp-$(VERSION) && dpkg-buildpackage -us -uc -b
 
 # The two entry points run 'deps' first, then start over so that KVER is
@@ -253,7 +257,8 @@ bench-compare-run: tools bench-progs
 	@for k in $(KVERS); do \
 		$(MAKE) KVER=$$k modules || exit 1; \
 		b=build/bench/base-$$k; rm -rf $$b; mkdir -p $$b; \
-		git archive "$(BASE)" Kbuild VERSION module | tar -x -C $$b && \
+		git archive "$(BASE)" $$(git ls-tree --name-only "$(BASE)" \
+			Kbuild VERSION module include) | tar -x -C $$b && \
 		selftests/vm/kmake $$(selftests/vm/kver $$k) $$b modules \
 			>$$b.log 2>&1 || { cat $$b.log; exit 1; }; \
 	done

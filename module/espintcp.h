@@ -158,6 +158,10 @@ void espintcp_tx_free(struct espintcp_ctx *ctx);
 void espintcp_release_cb(struct sock *sk);
 void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb);
 
+/* diag.c */
+int espintcp_diag_get_info(struct sock *sk, struct sk_buff *skb);
+size_t espintcp_diag_get_info_size(const struct sock *sk);
+
 /* esp.c */
 int espintcp_esp_init(void);
 void espintcp_esp_publish(void);

@@ -106,7 +106,7 @@ static int espintcp_push_pending(struct sock *sk, struct espintcp_ctx *ctx)
 			return ret;
 		}
 		p->off += ret;
-		p->len -= ret;
+		WRITE_ONCE(p->len, p->len - ret);
 	}
 	consume_skb(p->skb);
 	p->skb = NULL;
@@ -189,7 +189,7 @@ int espintcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 	p = &ctx->pending;
 	p->skb = skb;
 	p->off = 0;
-	p->len = skb->len;
+	WRITE_ONCE(p->len, skb->len);
 	espintcp_count(ctx, ESPINTCP_MIB_IKE_OUT, 1);
 	espintcp_count(ctx, ESPINTCP_MIB_IKE_OUT_BYTES, size);
 
@@ -252,7 +252,7 @@ static void espintcp_push_esp(struct sock *sk, struct espintcp_ctx *ctx,
 	espintcp_count(ctx, ESPINTCP_MIB_ESP_OUT_BYTES, len - ESPINTCP_HDR_LEN);
 	p->skb = skb;
 	p->off = skb_transport_offset(skb);
-	p->len = len;
+	WRITE_ONCE(p->len, len);
 	espintcp_push_pending(sk, ctx);
 }
 
@@ -299,7 +299,8 @@ void espintcp_xmit_esp(struct sock *sk, struct sk_buff *skb)
 			      LINUX_MIB_XFRMOUTERROR);
 	} else if (espintcp_may_queue(sk, ctx, skb)) {
 		/* Written from the release callback, in order. */
-		ctx->out_queue_bytes += skb->truesize;
+		WRITE_ONCE(ctx->out_queue_bytes,
+			   ctx->out_queue_bytes + skb->truesize);
 		__skb_queue_tail(&ctx->out_queue, skb);
 	} else {
 		espintcp_drop(ctx, skb, ESPINTCP_MIB_OUT_QUEUE_FULL,
@@ -317,7 +318,8 @@ void espintcp_release_cb(struct sock *sk)
 	struct sk_buff *skb;
 
 	while ((skb = __skb_dequeue(&ctx->out_queue))) {
-		ctx->out_queue_bytes -= skb->truesize;
+		WRITE_ONCE(ctx->out_queue_bytes,
+			   ctx->out_queue_bytes - skb->truesize);
 		espintcp_push_esp(sk, ctx, skb);
 	}
 	ctx->orig_prot->release_cb(sk);

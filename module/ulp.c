@@ -217,9 +217,11 @@ static void espintcp_close(struct sock *sk, long timeout)
 }
 
 static struct tcp_ulp_ops espintcp_ulp_ops __read_mostly = {
-	.name	= ESPINTCP_ULP_NAME,
-	.owner	= THIS_MODULE,
-	.init	= espintcp_ulp_init,
+	.name		= ESPINTCP_ULP_NAME,
+	.owner		= THIS_MODULE,
+	.init		= espintcp_ulp_init,
+	.get_info	= espintcp_diag_get_info,
+	.get_info_size	= espintcp_diag_get_info_size,
 };
 
 int espintcp_ulp_register(void)
