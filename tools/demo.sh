@@ -2,25 +2,26 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # The demo (make demo runs it inside the test VM, on Debian's kernel):
-# two network namespaces joined by veth, an RFC 8229 TCP connection
-# between them on port 4500 with the espintcp ULP attached on both ends,
-# as an IKE daemon would open it.
-#
-# Then, as an IKE daemon would after its exchange, it installs SAs with
-# 'ip xfrm state ... encap espintcp' on the connection's real ports, and
-# sends a ping and a 10 MB checksummed transfer through the tunnel: on the
-# wire, only TCP port 4500.
+# two network namespaces joined by veth, and an ESP-in-TCP tunnel between
+# them kept up by tools/espintcp-tunnel, as a user without an IKE daemon
+# would run it: the responder listens on TCP 4500, the originator
+# connects and writes IKETCP, both attach the espintcp ULP and install
+# SAs with 'encap espintcp' on the connection's real ports.  A ping and
+# a 10 MB checksummed transfer go through it; on the wire, only TCP port
+# 4500.  tools/espintcp-stat shows each end's connection at the end.
 
 set -u
+left='' right=''
 cd "$(dirname "$0")/.." || exit 1
-conn=tools/espintcp-conn
+tunnel=tools/espintcp-tunnel
+stat=tools/espintcp-stat
 L=198.51.100.1 R=198.51.100.2
 
 step() { printf '\n=== %s\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 cleanup() {
-	exec 7>&- 8>&- 2>/dev/null
+	kill -TERM $left $right 2>/dev/null
 	wait 2>/dev/null
 	ip netns del left 2>/dev/null
 	ip netns del right 2>/dev/null
@@ -47,56 +48,45 @@ ip -n right addr add $R/24 dev veth0 && ip -n right link set veth0 up
 ip -n left link set lo up && ip -n right link set lo up
 show ip netns exec left ping -c 1 -W 2 $R | grep -E 'bytes from|loss'
 
-step "Responder listens on TCP 4500; originator connects, writes IKETCP; both attach the ULP"
-exec 7> >(ip netns exec right $conn listen $R 4500 > /tmp/right.out)
+step "espintcp-tunnel: right listens on TCP 4500, left connects"
+keys="--aead rfc4106(gcm(aes))"
+kl=0x0102030405060708090a0b0c0d0e0f1011121314
+kr=0x1112131415161718191a1b1c1d1e1f2021222324
+echo "\$ $tunnel listen --netns right --local $R --remote $L $keys \\"
+echo "    --spi-out 0x2001 --key-out $kr --spi-in 0x1001 --key-in $kl --echo 2 &"
+# shellcheck disable=SC2086
+$tunnel listen --netns right --local $R --remote $L $keys --echo 2 \
+	--spi-out 0x2001 --key-out $kr --spi-in 0x1001 --key-in $kl \
+	2> >(sed 's/^/  [right] /') &
+right=$!
 sleep 0.5
-exec 8> >(ip netns exec left $conn connect $R 4500 > /tmp/left.out)
-for _ in $(seq 50); do
-	[ -s /tmp/left.out ] && [ -s /tmp/right.out ] && break
+echo "\$ $tunnel connect --netns left --local $L --remote $R $keys \\"
+echo "    --spi-out 0x1001 --key-out $kl --spi-in 0x2001 --key-in $kr --echo 2 &"
+# shellcheck disable=SC2086
+$tunnel connect --netns left --local $L --remote $R $keys --echo 2 \
+	--spi-out 0x1001 --key-out $kl --spi-in 0x2001 --key-in $kr \
+	2> >(sed 's/^/  [left]  /') &
+left=$!
+for _ in $(seq 100); do
+	port=$(ip -n left xfrm state get src $L dst $R proto esp spi 0x1001 2>/dev/null |
+	       sed -n 's/.*espintcp sport \([0-9]*\) dport 4500.*/\1/p')
+	[ -n "$port" ] && [ "$port" != 0 ] && break
 	sleep 0.1
 done
-echo "left:  $(head -n 1 /tmp/left.out)"
-echo "right: $(head -n 1 /tmp/right.out)"
-[ -s /tmp/left.out ] && [ -s /tmp/right.out ] || { echo "FAILED: no connection"; exit 1; }
+sleep 0.5
+[ -n "$port" ] && [ "$port" != 0 ] || { echo "FAILED: no tunnel"; exit 1; }
 
 step "ss shows the ULP on both sockets"
 show ip netns exec left ss -tni state established
 show ip netns exec right ss -tni state established
 ip netns exec left ss -tni | grep -q tcp-ulp-espintcp || { echo "FAILED: no ULP on left"; exit 1; }
 
-step "IKE messages both ways: each send() becomes one length-prefixed frame"
-echo "IKE_SA_INIT request from left" >&8
-echo "IKE_SA_INIT response from right" >&7
-for _ in $(seq 50); do
-	grep -q '^ike:' /tmp/left.out && grep -q '^ike:' /tmp/right.out && break
-	sleep 0.1
-done
-echo "right received: $(grep '^ike:' /tmp/right.out)"
-echo "left received:  $(grep '^ike:' /tmp/left.out)"
-grep -q '^ike: IKE_SA_INIT request' /tmp/right.out &&
-	grep -q '^ike: IKE_SA_INIT response' /tmp/left.out ||
-	{ echo "FAILED: IKE messages did not arrive"; exit 1; }
-
-step "Counters (per namespace)"
-show ip netns exec left grep -E 'Ike|Esp' /proc/net/espintcp_stat
+step "The SAs and policies it installed, on the connection's ports"
+show ip -n left xfrm state
+show ip -n left xfrm policy
 
 step "The module is pinned while the sockets use it"
 show grep -H . /sys/module/espintcp/refcnt
-
-step "SAs and policies with encap espintcp, on the connection's ports"
-read -r _ _ lport _ _ rport < <(head -n 1 /tmp/left.out)
-aead="aead rfc4106(gcm(aes)) 0x0102030405060708090a0b0c0d0e0f1011121314 128"
-for ns in left right; do
-	show ip -n $ns xfrm state add src $L dst $R proto esp spi 0x1001 reqid 1 \
-		mode tunnel $aead encap espintcp "$lport" "$rport" 0.0.0.0 || exit 1
-	show ip -n $ns xfrm state add src $R dst $L proto esp spi 0x1002 reqid 2 \
-		mode tunnel $aead encap espintcp "$rport" "$lport" 0.0.0.0 || exit 1
-done
-ip -n left xfrm policy add src $L dst $R dir out tmpl src $L dst $R proto esp reqid 1 mode tunnel
-ip -n left xfrm policy add src $R dst $L dir in tmpl src $R dst $L proto esp reqid 2 mode tunnel
-ip -n right xfrm policy add src $R dst $L dir out tmpl src $R dst $L proto esp reqid 2 mode tunnel
-ip -n right xfrm policy add src $L dst $R dir in tmpl src $L dst $R proto esp reqid 1 mode tunnel
-show ip -n left xfrm state get src $L dst $R proto esp spi 0x1001
 
 step "Ping and a 10 MB transfer through the tunnel, captured on the wire"
 ip netns exec left tcpdump -i veth0 -Q out -n -U -w /tmp/wire.pcap 2>/dev/null &
@@ -119,17 +109,21 @@ echo "left's packets on the wire: $(tcpdump -n -r /tmp/wire.pcap 2>/dev/null | w
      "TCP port 4500: $(tcpdump -n -r /tmp/wire.pcap 'tcp port 4500' 2>/dev/null | wc -l)," \
      "ESP (protocol 50): $(tcpdump -n -r /tmp/wire.pcap 'ip proto 50' 2>/dev/null | wc -l)"
 tcpdump -n -r /tmp/wire.pcap 'tcp port 4500' 2>/dev/null | sed -n '20,22p'
-show ip netns exec left grep -E 'Esp|Ike' /proc/net/espintcp_stat
 
-step "Remove the SAs"
-for ns in left right; do
-	ip -n $ns xfrm policy flush
-	ip -n $ns xfrm state flush
-done
+step "espintcp-stat: each end's connection (the echoes are IKE messages)"
+show $stat -n left
+show $stat -n right
+show $stat -n left -s
 
-step "Close the connection and unload"
-exec 7>&- 8>&-
-wait
+step "SIGTERM: each end removes what it installed"
+kill -TERM $left $right
+wait $left $right
+show ip -n left xfrm state
+show ip -n left xfrm policy
+[ -z "$(ip -n left xfrm state)$(ip -n right xfrm state)" ] ||
+	{ echo "FAILED: SAs left behind"; exit 1; }
+
+step "Unload"
 # SAs are freed by the xfrm garbage collector, a moment after the flush.
 for _ in $(seq 100); do rmmod espintcp 2>/dev/null && break; sleep 0.1; done
 if [ -e /sys/module/espintcp ]; then
