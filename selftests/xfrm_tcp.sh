@@ -687,8 +687,9 @@ test_tx_in_page() {	# FAM MODE
 
 # A frame larger than a page (a 9000-byte MTU, where pages are 4 KB) is
 # built in the skb itself: the transfer arrives whole, the frames are
-# larger than a page on average, and skb_cow_data() made nearly as many
-# writable as left sent (the handshake and pings fit in a page).
+# larger than a page on average, and skb_cow_data() made writable all
+# that left sent but the few that fit in a page (the connection's
+# handshake, last ACKs and FIN: 5 or 6 of them).
 test_tx_large_frames() {
 	local rc=0 c0 c out0 out bytes0 bytes n page
 
@@ -713,7 +714,7 @@ test_tx_large_frames() {
 		ktap_diag "$out frames of $((bytes / (out ? out : 1))) bytes on average, skb_cow_data() called $c times"
 		[ "$out" -ge 1 ] && [ $((bytes / out)) -gt "$page" ] ||
 			{ ktap_fail_msg "no frames larger than a page"; rc=1; }
-		[ "$c" -ge $((out * 9 / 10)) ] ||
+		[ "$c" -ge $((out - 8)) ] ||
 			{ ktap_fail_msg "large frames not built in the skb"
 			  rc=1; }
 	else
