@@ -227,16 +227,24 @@ bench-run: tools bench-progs
 	[ $$failed = 0 ]
 
 # Where the time goes: perf in the guest during a 1-stream transfer, for
-# ESP-in-UDP and ESP-in-TCP (BENCH_MODES), on KVER's kernel.
+# ESP-in-UDP and ESP-in-TCP (BENCH_MODES) on KVER's kernel; bench/profile.py
+# prints the cost per megabyte of each category of symbols and writes
+# bench/results/profile-DATE.json.
 bench-profile:
 	selftests/vm/deps $(or $(USER_KVER),6.1) bench
 	$(MAKE) bench-profile-run
 
 bench-profile-run: tools modules bench-progs
-	BENCH_PROFILE=1 BENCH_MODES="$(or $(BENCH_MODES),udp tcp)" \
-		BENCH_FAMILIES="$(or $(BENCH_FAMILIES),4)" \
-		selftests/vm/run -k $(KVER) -- bench/bench.sh | tr -d '\r' | \
-		grep -E '^(@profile|bench:)'
+	@mkdir -p build/bench bench/results
+	@{ BENCH_PROFILE=1 BENCH_MODES="$(or $(BENCH_MODES),udp tcp)" \
+		selftests/vm/run -k $(KVER) -- bench/bench.sh; \
+		echo "@rc $$?"; } | tr -d '\r' | tee build/bench/log-profile | \
+		grep -E '^(bench:|@rc)'
+	@sed -n 's/^@bench //p' build/bench/log-profile \
+		> build/bench/raw-profile.jsonl
+	bench/profile.py $(dir $(BENCH_OUT))profile-$(notdir $(BENCH_OUT)).json \
+		build/bench/raw-profile.jsonl
+	@grep -qx '@rc 0' build/bench/log-profile
 
 # Upstream's espintcp built in (the parity kernel) against our module on
 # a kernel from the same source and configuration without it.

@@ -237,20 +237,42 @@ sa_used() {
 		{ echo "bench: the SA carried nothing" >&2; return 1; }
 }
 
-# Where the guest spends its time during a 1-stream transfer.
+# Where the guest spends its time during a 1-stream transfer: perf
+# samples every CPU of the guest (cpu-clock: there is no PMU under TCG)
+# while iperf3 runs, after a short warm-up transfer.  One record with
+# the bytes the transfer moved, the sample count, the samples of every
+# symbol at 0.05% or more, and whose the locks and copies are
+# (bench/perf_fold.py): bench/profile.py turns the samples into a cost
+# per megabyte, which compares modes whatever their throughput.
 profile() {
-	local pid
+	local pid r prof
 
-	ip netns exec left timeout -k 5 $tmo iperf3 -c "$raddr" \
-		-t $((secs + 2)) > /dev/null 2>&1 &
+	# The warm-up runs perf too: its first run in a boot loses most of
+	# its samples.
+	in_left timeout -k 5 $tmo iperf3 -c "$raddr" -t 3 \
+		--connect-timeout 5000 > /dev/null 2>&1 &
+	pid=$!
+	perf record -q -a -e cpu-clock -o /dev/null -- sleep 2 \
+		> /dev/null 2>&1
+	wait $pid || { echo "bench: warm-up transfer failed" >&2; return 1; }
+	in_left timeout -k 5 $tmo iperf3 -c "$raddr" -t $((secs + 2)) \
+		--connect-timeout 5000 -J > "$tmp/ip.json" 2> "$tmp/ip.err" &
 	pid=$!
 	sleep 1
-	perf record -q -a -e cpu-clock -o "$tmp/perf.data" -- sleep "$secs" \
+	perf record -q -a -g -e cpu-clock -o "$tmp/perf.data" -- sleep "$secs" \
 		> /dev/null 2>&1 || { wait $pid; return 1; }
-	wait $pid
-	perf report -i "$tmp/perf.data" --stdio --sort sym \
-		--percent-limit 0.5 2> /dev/null | grep -v '^#' | grep . |
-		sed "s/^/@profile IPv$fam $mode $cipher /"
+	wait $pid ||
+		{ echo "bench: iperf3 failed: $(cat "$tmp/ip.err")" >&2; return 1; }
+	r=$(jget "$tmp/ip.json" end.sum_received.bytes \
+		end.sum_received.seconds | tr '\n' ' ')
+	prof=$(perf script -i "$tmp/perf.data" -F comm,ip,sym,dso 2> /dev/null |
+		python3 bench/perf_fold.py) ||
+		{ echo "bench: perf script failed" >&2; return 1; }
+	rm -f "$tmp/perf.data"
+	# shellcheck disable=SC2086
+	set -- $r
+	prof=${prof#\{}
+	emit "\"test\": \"profile\", \"bytes\": $1, \"seconds\": $2, \"sampled_seconds\": $secs, \"cpus\": $(nproc), ${prof%\}}"
 }
 
 # Every measurement of one configuration ($fam, $mode, $entry, $cipher),
