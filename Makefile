@@ -236,15 +236,12 @@ bench-profile:
 
 bench-profile-run: tools modules bench-progs
 	@mkdir -p build/bench bench/results
-	@{ BENCH_PROFILE=1 BENCH_MODES="$(or $(BENCH_MODES),udp tcp)" \
-		selftests/vm/run -k $(KVER) -- bench/bench.sh; \
-		echo "@rc $$?"; } | tr -d '\r' | tee build/bench/log-profile | \
-		grep -E '^(bench:|@rc)'
-	@sed -n 's/^@bench //p' build/bench/log-profile \
-		> build/bench/raw-profile.jsonl
+	@failed=0; export BENCH_PROFILE=1 \
+		BENCH_MODES="$(or $(BENCH_MODES),udp tcp)"; \
+	$(call bench_vm,-k $(KVER),profile); \
 	bench/profile.py $(dir $(BENCH_OUT))profile-$(notdir $(BENCH_OUT)).json \
-		build/bench/raw-profile.jsonl
-	@grep -qx '@rc 0' build/bench/log-profile
+		build/bench/raw-profile.jsonl && \
+	[ $$failed = 0 ]
 
 # Upstream's espintcp built in (the parity kernel) against our module on
 # a kernel from the same source and configuration without it.
