@@ -592,10 +592,16 @@ test_junk_streams() {
 	[ -n "${ESPINTCP_PARITY:-}" ] && bad_length_error="Invalid argument"
 
 	pluto_up 4 yes || { ktap_fail_msg "pluto did not start"; return 1; }
-	send='import socket,sys
+	# A stream the module resets (a length of 0 or 1) may be gone
+	# before the shutdown: ENOTCONN is closed as well.
+	send='import errno,socket,sys
 s=socket.create_connection((sys.argv[1],4500))
 s.sendall(bytes.fromhex(sys.argv[2]))
-s.shutdown(socket.SHUT_WR)
+try:
+    s.shutdown(socket.SHUT_WR)
+except OSError as e:
+    if e.errno != errno.ENOTCONN:
+        raise
 s.settimeout(10)
 try:
     while s.recv(100): pass
