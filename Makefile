@@ -186,7 +186,6 @@ fuzz:
 endif
 
 fuzz-run: selftests modules
-	$(if $(DEBUG),ESPINTCP_VM_APPEND="no5lvl $(ESPINTCP_VM_APPEND)") \
 	ESPINTCP_FUZZ_SECONDS=$(SECONDS) ESPINTCP_FUZZ_SEED=$(SEED) \
 		selftests/vm/run -t $$(($(SECONDS) * 2 + 900)) \
 		$(if $(DEBUG),--bzimage $$(selftests/vm/build-kernel debug $(fuzz_line)) -m 3G,-k $(KVER)) \
