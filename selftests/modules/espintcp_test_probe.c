@@ -20,7 +20,7 @@
  * written and read under one lock):
  *   "LADDR LPORT RADDR RPORT MS": own the established TCP socket of that
  *   4-tuple, in the writer's network namespace, for MS milliseconds (at
- *   most 10 s), as a daemon's system call does while it runs; the write
+ *   most 60 s), as a daemon's system call does while it runs; the write
  *   returns afterwards
  */
 
@@ -108,7 +108,7 @@ static ssize_t hold_write(struct file *file, const char __user *ubuf,
 		return -EFAULT;
 	buf[count] = '\0';
 	if (sscanf(buf, "%45s %hu %45s %hu %u", laddr, &lport, raddr, &rport,
-		   &ms) != 5 || ms > 10000)
+		   &ms) != 5 || ms > 60000)
 		return -EINVAL;
 	rcu_read_lock();
 	sk = hold_lookup(net, laddr, lport, raddr, rport);
